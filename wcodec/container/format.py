@@ -1,0 +1,31 @@
+"""Byte-level constants of the .wcodec container (see spec/FORMAT.md)."""
+from __future__ import annotations
+
+import re
+import struct
+
+MAGIC = b"\x89WCODEC\n"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+ALIGN = 64
+
+# header: magic, major, minor, flags, 48 reserved zero bytes -> 64 bytes
+HEADER = struct.Struct("<8sHHI48s")
+# trailer: toc offset, toc length, toc crc32, reserved zero, magic -> 32 bytes
+TRAILER = struct.Struct("<QQII8s")
+assert HEADER.size == 64 and TRAILER.size == 32
+
+# Hard limits a reader enforces before allocating anything.
+MAX_TOC_BYTES = 256 << 20
+MAX_TENSORS = 1 << 20
+MAX_NDIM = 32
+MAX_NAME_BYTES = 1 << 16
+MAX_STREAMS = 64
+MAX_METADATA_ITEMS = 1 << 16
+DEFAULT_MAX_TENSOR_BYTES = 1 << 34  # 16 GiB decoded per tensor; readers may raise it
+
+STREAM_NAME = re.compile(r"^(data|[0-9]{1,2}\.[a-z0-9_]{1,32})$")
+
+
+def align_up(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN

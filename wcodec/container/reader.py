@@ -1,0 +1,299 @@
+"""Lazy, validating reader. Opening a file reads only its trailer and table of
+contents; every offset, size and name is checked before any tensor is touched,
+and each stream's crc32 is checked when the stream is read."""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..codecs.base import ArraySpec
+from ..errors import (ChecksumError, ConfigError, FormatError, InputError, LimitExceeded,
+                      TruncatedError, UnsupportedVersion, WcodecError)
+from ..pipeline import DATA_STREAM, Pipeline
+from . import format as fmt
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    name: str
+    offset: int
+    length: int
+    crc32: int
+
+
+@dataclass
+class TensorInfo:
+    """What the table of contents says about one tensor."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    pipeline: list[dict[str, Any]]
+    streams: list[StreamInfo]
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def numel(self) -> int:
+        return ArraySpec(self.shape, self.dtype).size
+
+    @property
+    def nbytes(self) -> int:
+        """Decoded size in bytes."""
+        return ArraySpec(self.shape, self.dtype).nbytes
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(s.length for s in self.streams)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.stored_bytes / self.numel if self.numel else 0.0
+
+    @property
+    def pipeline_text(self) -> str:
+        return "+".join(str(c.get("id")) for c in self.pipeline)
+
+
+def _fail(where: str, what: str) -> FormatError:
+    return FormatError(f"{where}: {what}")
+
+
+def _int(value: Any, where: str, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _fail(where, f"expected an integer in [{lo}, {hi}], got {str(value)[:40]!r}")
+    return value
+
+
+def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> TensorInfo:
+    where = f"tensor #{i}"
+    if not isinstance(obj, dict):
+        raise _fail(where, "record is not an object")
+    unknown = set(obj) - {"name", "dtype", "shape", "pipeline", "streams", "stats"}
+    if unknown:
+        raise _fail(where, f"unknown fields {sorted(unknown)}")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name or len(name) > fmt.MAX_NAME_BYTES:
+        raise _fail(where, "bad or missing name")
+    where = f"tensor {name!r}"
+    try:
+        dt = dtypes.get(obj.get("dtype"))
+    except ConfigError as exc:
+        raise _fail(where, str(exc)) from None
+    shape = obj.get("shape")
+    if not isinstance(shape, list) or len(shape) > fmt.MAX_NDIM:
+        raise _fail(where, f"shape must be a list of at most {fmt.MAX_NDIM} sizes")
+    shape = tuple(_int(d, where, 0, 1 << 62) for d in shape)
+    spec = ArraySpec(shape, dt.name)
+    if spec.nbytes > max_tensor_bytes:
+        raise LimitExceeded(f"{where}: declares {spec.nbytes} decoded bytes, above the limit "
+                            f"{max_tensor_bytes} (raise max_tensor_bytes to read it)")
+    pipeline = obj.get("pipeline")
+    if (not isinstance(pipeline, list) or not 1 <= len(pipeline) <= 16
+            or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in pipeline)):
+        raise _fail(where, "pipeline must be a list of 1..16 codec configs with an 'id'")
+    raw_streams = obj.get("streams")
+    if not isinstance(raw_streams, list) or not 1 <= len(raw_streams) <= fmt.MAX_STREAMS:
+        raise _fail(where, f"streams must be a list of 1..{fmt.MAX_STREAMS} records")
+    streams = []
+    for s in raw_streams:
+        if not isinstance(s, dict) or set(s) != {"name", "offset", "length", "crc32"}:
+            raise _fail(where, "a stream record needs exactly name, offset, length, crc32")
+        sname = s["name"]
+        if not isinstance(sname, str) or not fmt.STREAM_NAME.match(sname):
+            raise _fail(where, f"bad stream name {str(sname)[:40]!r}")
+        offset = _int(s["offset"], where, fmt.HEADER.size, data_end)
+        length = _int(s["length"], where, 0, data_end - offset)
+        if offset % fmt.ALIGN:
+            raise _fail(where, f"stream {sname} offset {offset} is not {fmt.ALIGN}-byte aligned")
+        streams.append(StreamInfo(sname, offset, length, _int(s["crc32"], where, 0, 0xFFFFFFFF)))
+    names = [s.name for s in streams]
+    if DATA_STREAM not in names or len(set(names)) != len(names):
+        raise _fail(where, "streams must be uniquely named and include 'data'")
+    stats = obj.get("stats", {})
+    if not isinstance(stats, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in stats.items()):
+        raise _fail(where, "stats must map names to numbers")
+    return TensorInfo(name, dt.name, shape, pipeline, streams, dict(stats))
+
+
+class Reader:
+    """Lazy access to a .wcodec file (``wcodec.open`` returns one).
+
+    ``keys()``, ``metadata()``, ``info(name)`` and ``get_tensor(name)``; use it as a
+    context manager or call ``close()``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *,
+                 max_tensor_bytes: int = fmt.DEFAULT_MAX_TENSOR_BYTES):
+        self.path = os.fspath(path)
+        self.max_tensor_bytes = max_tensor_bytes
+        try:
+            self._file = open(self.path, "rb")
+        except OSError as exc:
+            raise InputError(f"cannot open {self.path}: {exc.strerror}") from None
+        self._map: mmap.mmap | None = None
+        try:
+            self._size = os.fstat(self._file.fileno()).st_size
+            if self._size < fmt.HEADER.size + fmt.TRAILER.size:
+                raise TruncatedError(f"{self.path}: {self._size} bytes is too short for a wcodec file")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._view = memoryview(self._map)
+            self._parse()
+        except BaseException:
+            self.close()
+            raise
+        self._pipelines: dict[str, Pipeline] = {}
+
+    # -- parsing -------------------------------------------------------
+    def _parse(self) -> None:
+        magic, major, minor, flags, reserved = fmt.HEADER.unpack_from(self._view, 0)
+        if magic != fmt.MAGIC:
+            raise FormatError(f"{self.path}: not a wcodec file (bad magic bytes)")
+        if major != fmt.VERSION_MAJOR:
+            raise UnsupportedVersion(f"{self.path}: format version {major}.{minor}; this wcodec "
+                                     f"reads version {fmt.VERSION_MAJOR}.x")
+        if flags != 0 or any(reserved):
+            raise FormatError(f"{self.path}: reserved header bytes are not zero")
+        self.version = (major, minor)
+        toc_offset, toc_length, toc_crc, zero, end_magic = fmt.TRAILER.unpack_from(
+            self._view, self._size - fmt.TRAILER.size)
+        if end_magic != fmt.MAGIC or zero != 0:
+            raise TruncatedError(f"{self.path}: the trailer is missing or damaged "
+                                 "(truncated or incomplete file?)")
+        if toc_length > fmt.MAX_TOC_BYTES:
+            raise LimitExceeded(f"{self.path}: table of contents of {toc_length} bytes is above "
+                                f"the limit {fmt.MAX_TOC_BYTES}")
+        if toc_offset < fmt.HEADER.size or toc_offset + toc_length != self._size - fmt.TRAILER.size:
+            raise FormatError(f"{self.path}: table of contents offset/length do not fit the file")
+        toc_bytes = self._view[toc_offset:toc_offset + toc_length]
+        if zlib.crc32(toc_bytes) != toc_crc:
+            raise ChecksumError(f"{self.path}: table of contents checksum mismatch")
+        try:
+            toc = json.loads(bytes(toc_bytes).decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise FormatError(f"{self.path}: table of contents is not valid JSON: {exc}") from None
+        if not isinstance(toc, dict) or set(toc) != {"metadata", "tensors"}:
+            raise FormatError(f"{self.path}: table of contents needs exactly 'metadata' and 'tensors'")
+        meta, tensors = toc["metadata"], toc["tensors"]
+        if (not isinstance(meta, dict) or len(meta) > fmt.MAX_METADATA_ITEMS
+                or not all(isinstance(v, str) for v in meta.values())):
+            raise FormatError(f"{self.path}: metadata must map strings to strings")
+        if not isinstance(tensors, list) or len(tensors) > fmt.MAX_TENSORS:
+            raise FormatError(f"{self.path}: 'tensors' must be a list of at most {fmt.MAX_TENSORS}")
+        self._metadata = meta
+        self._toc_offset = toc_offset
+        self._infos: dict[str, TensorInfo] = {}
+        for i, obj in enumerate(tensors):
+            info = _parse_tensor(obj, i, toc_offset, self.max_tensor_bytes)
+            if info.name in self._infos:
+                raise FormatError(f"{self.path}: duplicate tensor name {info.name!r}")
+            self._infos[info.name] = info
+        spans = sorted((s.offset, s.offset + s.length, name)
+                       for name, info in self._infos.items() for s in info.streams)
+        for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+            if start < end:
+                raise FormatError(f"{self.path}: streams of {a!r} and {b!r} overlap")
+
+    # -- public API ----------------------------------------------------
+    def keys(self) -> list[str]:
+        return list(self._infos)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._infos
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._metadata)
+
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise InputError(f"no tensor named {name!r} in {self.path}") from None
+
+    def infos(self) -> list[TensorInfo]:
+        return list(self._infos.values())
+
+    def pipeline(self, name: str) -> Pipeline:
+        if name not in self._pipelines:
+            try:
+                self._pipelines[name] = Pipeline.from_config(self.info(name).pipeline)
+            except ConfigError as exc:
+                raise FormatError(f"tensor {name!r}: bad pipeline: {exc}") from None
+        return self._pipelines[name]
+
+    def read_stream(self, name: str, stream: str) -> memoryview:
+        """The checksum-verified stored bytes of one stream (a view into the file)."""
+        for s in self.info(name).streams:
+            if s.name == stream:
+                data = self._view[s.offset:s.offset + s.length]
+                if zlib.crc32(data) != s.crc32:
+                    raise ChecksumError(f"tensor {name!r}: checksum mismatch in stream {stream!r}")
+                return data
+        raise InputError(f"tensor {name!r} has no stream {stream!r}")
+
+    def get_tensor(self, name: str) -> np.ndarray:
+        """Decode one tensor into a new numpy array (bfloat16 as uint16 bits)."""
+        info = self.info(name)
+        pipeline = self.pipeline(name)
+        streams = {s.name: self.read_stream(name, s.name) for s in info.streams}
+        data = streams.pop(DATA_STREAM)
+        spec = ArraySpec(info.shape, info.dtype)
+        try:
+            array = pipeline.decode(data, streams, spec)
+        except MemoryError:
+            raise LimitExceeded(f"tensor {name!r}: not enough memory to decode it") from None
+        except WcodecError as exc:
+            if isinstance(exc, FormatError) and not str(exc).startswith("tensor "):
+                raise type(exc)(f"tensor {name!r}: {exc}") from None
+            raise
+        if not array.flags.writeable or not array.flags.c_contiguous:
+            array = np.array(array, copy=True, order="C")
+        return array
+
+    def verify(self) -> list[str]:
+        """Check every checksum, decode every tensor and check that the bytes
+        between streams are zero padding. Returns a list of problems found."""
+        problems = []
+        for name in self.keys():
+            try:
+                self.get_tensor(name)
+            except WcodecError as exc:
+                problems.append(str(exc))
+        covered = fmt.HEADER.size
+        spans = sorted((s.offset, s.offset + s.length)
+                       for info in self._infos.values() for s in info.streams)
+        for start, end in spans + [(self._toc_offset, self._toc_offset)]:
+            if start > covered and np.frombuffer(self._view[covered:start], np.uint8).any():
+                problems.append(f"non-zero bytes in the padding at offset {covered}")
+            covered = max(covered, end)
+        return problems
+
+    def close(self) -> None:
+        """Release the file. Arrays returned earlier stay valid (they are copies)."""
+        try:
+            if getattr(self, "_view", None) is not None:
+                self._view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:  # a caller still holds a view; the GC closes the map later
+            pass
+        self._view = None
+        self._map = None
+        self._file.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,134 @@
+"""Streaming, atomic writer: tensors go to a temp file one at a time; the table
+of contents is written at the end and the file is renamed into place."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..codecs.base import ArraySpec
+from ..errors import InputError, WcodecError
+from ..pipeline import DATA_STREAM, Pipeline
+from . import format as fmt
+
+
+def _check_metadata(metadata: dict | None) -> dict[str, str]:
+    metadata = dict(metadata or {})
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InputError(f"metadata must map str to str, got {key!r}: {value!r}")
+    return metadata
+
+
+class Writer:
+    """Write a .wcodec file. Use as a context manager::
+
+        with Writer("model.wcodec", metadata={...}) as w:
+            w.add_tensor("fc.weight", array, pipeline)
+
+    Peak memory is about one tensor (plus its encoded streams). If the block
+    raises, the target path is left untouched and the temp file removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, metadata: dict[str, str] | None = None):
+        self.path = os.fspath(path)
+        self.metadata = _check_metadata(metadata)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise InputError(f"cannot write {self.path}: directory {directory} does not exist")
+        fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".",
+                                         suffix=".tmp", dir=directory)
+        self._file = os.fdopen(fd, "wb")
+        self._file.write(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION_MAJOR, fmt.VERSION_MINOR, 0,
+                                         bytes(48)))
+        self._pos = fmt.HEADER.size
+        self._records: list[dict[str, Any]] = []
+        self._names: set[str] = set()
+        self._done = False
+
+    def add_tensor(self, name: str, array: np.ndarray, pipeline: Pipeline,
+                   dtype: str | None = None) -> dict[str, Any]:
+        """Encode ``array`` with ``pipeline`` and append it; returns its TOC record."""
+        if not isinstance(name, str) or not name:
+            raise InputError(f"tensor names must be non-empty strings, got {name!r}")
+        if len(name.encode("utf-8", "surrogatepass")) > fmt.MAX_NAME_BYTES:
+            raise InputError(f"tensor name too long: {name[:40]!r}...")
+        if name in self._names:
+            raise InputError(f"duplicate tensor name {name!r}")
+        array = np.asarray(array)
+        dtype = dtype or dtypes.name_of(array)
+        if array.ndim > fmt.MAX_NDIM:
+            raise InputError(f"{name}: {array.ndim} dimensions, at most {fmt.MAX_NDIM} supported")
+        spec = ArraySpec(tuple(int(d) for d in array.shape), dtype)
+        try:
+            data, side, stats = pipeline.encode(dtypes.to_storage(array, dtype), spec)
+        except WcodecError as exc:
+            raise type(exc)(f"{name}: {exc}") from None
+        streams = []
+        for stream_name, blob in [(DATA_STREAM, data)] + sorted(side.items()):
+            streams.append({"name": stream_name, "offset": self._write_aligned(blob),
+                            "length": len(blob), "crc32": zlib.crc32(blob)})
+        record = {"name": name, "dtype": dtype, "shape": list(spec.shape),
+                  "pipeline": pipeline.get_config(), "streams": streams}
+        if stats:
+            record["stats"] = {k: float(v) for k, v in stats.items()}
+        self._records.append(record)
+        self._names.add(name)
+        return record
+
+    def _write_aligned(self, blob: bytes) -> int:
+        pad = fmt.align_up(self._pos) - self._pos
+        if pad:
+            self._file.write(bytes(pad))
+        offset = self._pos + pad
+        self._file.write(blob)
+        self._pos = offset + len(blob)
+        return offset
+
+    def close(self) -> None:
+        """Write the table of contents and trailer, fsync, rename into place."""
+        if self._done:
+            return
+        try:
+            toc = json.dumps({"metadata": self.metadata, "tensors": self._records},
+                             ensure_ascii=False, separators=(",", ":"),
+                             allow_nan=False).encode("utf-8", "surrogatepass")
+            if len(toc) > fmt.MAX_TOC_BYTES:
+                raise InputError(f"table of contents is {len(toc)} bytes, above {fmt.MAX_TOC_BYTES}")
+            offset = self._pos
+            self._file.write(toc)
+            self._file.write(fmt.TRAILER.pack(offset, len(toc), zlib.crc32(toc), 0, fmt.MAGIC))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)
+            os.replace(self._tmp, self.path)
+            self._done = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop everything written so far; the target path is not touched."""
+        self._done = True
+        try:
+            self._file.close()
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

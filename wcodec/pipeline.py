@@ -1,0 +1,92 @@
+"""A tensor's codec pipeline: array->array transforms, one array->bytes coder,
+then bytes->bytes stages (the Zarr v3 codec chain)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from .codecs.base import (ARRAY_TO_ARRAY, ARRAY_TO_BYTES, BYTES_TO_BYTES, ArraySpec,
+                          Codec, SideStreams, as_bytes, get_codec)
+from .errors import ConfigError, FormatError
+
+MAX_STAGES = 16
+DATA_STREAM = "data"
+
+
+class Pipeline:
+    """An ordered, validated list of codecs for one tensor."""
+
+    def __init__(self, codecs: Iterable[Codec | dict[str, Any]]):
+        self.codecs = [get_codec(c) for c in codecs]
+        kinds = [c.kind for c in self.codecs]
+        if len(kinds) > MAX_STAGES:
+            raise ConfigError(f"a pipeline has at most {MAX_STAGES} codecs, got {len(kinds)}")
+        if kinds.count(ARRAY_TO_BYTES) != 1:
+            raise ConfigError(
+                f"a pipeline needs exactly one array->bytes codec, got {self.describe() or 'none'}")
+        split = kinds.index(ARRAY_TO_BYTES)
+        if any(k != ARRAY_TO_ARRAY for k in kinds[:split]) or any(
+                k != BYTES_TO_BYTES for k in kinds[split + 1:]):
+            raise ConfigError(f"pipeline {self.describe()}: order must be array->array codecs, "
+                              "one array->bytes codec, then bytes->bytes codecs")
+        self.transforms = self.codecs[:split]
+        self.coder = self.codecs[split]
+        self.byte_stages = self.codecs[split + 1:]
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Pipeline":
+        if not isinstance(config, list):
+            raise ConfigError(f"a pipeline config is a list of codec configs, got {type(config).__name__}")
+        return cls(config)
+
+    def get_config(self) -> list[dict[str, Any]]:
+        return [c.get_config() for c in self.codecs]
+
+    def describe(self) -> str:
+        return "+".join(c.codec_id for c in self.codecs)
+
+    @property
+    def lossy(self) -> bool:
+        return any(c.lossy for c in self.codecs)
+
+    def specs(self, spec: ArraySpec) -> list[ArraySpec]:
+        """The input spec of every array stage, then the spec the coder sees."""
+        out = [spec]
+        for codec in self.transforms:
+            spec = codec.resolve(spec)
+            out.append(spec)
+        return out
+
+    def encode(self, array: np.ndarray, spec: ArraySpec) -> tuple[bytes, dict[str, bytes], dict]:
+        """Run the pipeline; returns (data stream, side streams by name, stats)."""
+        specs = self.specs(spec)
+        streams: dict[str, bytes] = {}
+        stats: dict[str, float] = {}
+        value: Any = array
+        for i, codec in enumerate(self.transforms + [self.coder]):
+            side: dict[str, bytes] = {}
+            value = codec.encode(value, specs[i], side)
+            stats.update(codec.stats(value, specs[i]))
+            for name, blob in side.items():
+                streams[f"{i}.{name}"] = bytes(as_bytes(blob))
+        for codec in self.byte_stages:
+            value = codec.encode(value, specs[-1], {})
+        return bytes(as_bytes(value)), streams, stats
+
+    def decode(self, data: Any, streams: dict[str, Any], spec: ArraySpec) -> np.ndarray:
+        """Invert ``encode``; the result has exactly ``spec``'s shape and dtype."""
+        specs = self.specs(spec)
+        value: Any = data
+        for codec in reversed(self.byte_stages):
+            value = codec.decode(value, specs[-1], SideStreams())
+        stages = self.transforms + [self.coder]
+        for i in range(len(stages) - 1, -1, -1):
+            prefix = f"{i}."
+            side = SideStreams({k[len(prefix):]: v for k, v in streams.items() if k.startswith(prefix)})
+            value = stages[i].decode(value, specs[i], side)
+            if not isinstance(value, np.ndarray):
+                raise FormatError(f"{stages[i].codec_id} did not decode to an array")
+            specs[i].empty_like_check(value, stages[i].codec_id)
+        return value
+

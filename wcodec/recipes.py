@@ -1,0 +1,162 @@
+"""Recipes: rules that pick a codec pipeline for each tensor.
+
+A recipe is an ordered list of rules; the first rule whose filters match a
+tensor (name glob, dtype, minimum size) and whose pipeline accepts the tensor's
+dtype wins. Tensors no rule takes are stored ``raw``. Recipes are built in (see
+``RECIPES``) or read from a TOML file::
+
+    name = "my-recipe"
+    extends = "lossless"            # optional: these rules go before its rules
+    [[rules]]
+    match = ["*.weight"]            # name globs (fnmatch); default ["*"]
+    exclude = ["*embeddings*"]      # optional
+    dtypes = ["float32"]            # optional; "float" means any float dtype
+    min_size = 1024                 # optional: minimum number of elements
+    min_ndim = 2                    # optional
+    pipeline = [{ id = "cast", dtype = "float16" }, { id = "bytegroup" }]
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import dtypes
+from .codecs.base import ArraySpec, codec_class
+from .errors import ConfigError, InputError, WcodecError
+from .pipeline import Pipeline
+
+RAW = [{"id": "raw"}]
+
+
+@dataclass
+class Rule:
+    pipeline: list[dict[str, Any]]
+    match: list[str] = field(default_factory=lambda: ["*"])
+    exclude: list[str] = field(default_factory=list)
+    dtypes: list[str] | None = None
+    min_size: int = 0
+    min_ndim: int = 0
+
+    def matches(self, name: str, spec: ArraySpec) -> bool:
+        if not any(fnmatch.fnmatchcase(name, p) for p in self.match):
+            return False
+        if any(fnmatch.fnmatchcase(name, p) for p in self.exclude):
+            return False
+        if self.dtypes is not None:
+            is_float = dtypes.get(spec.dtype).is_float
+            if spec.dtype not in self.dtypes and not ("float" in self.dtypes and is_float):
+                return False
+        return spec.size >= self.min_size and len(spec.shape) >= self.min_ndim
+
+
+@dataclass
+class Recipe:
+    name: str
+    rules: list[Rule]
+    description: str = ""
+
+    def pipeline_for(self, name: str, spec: ArraySpec) -> Pipeline:
+        """The pipeline of the first matching rule that can take this tensor."""
+        for rule in self.rules:
+            if rule.matches(name, spec):
+                pipeline = Pipeline(rule.pipeline)
+                try:
+                    pipeline.specs(spec)
+                except ConfigError:
+                    continue
+                return pipeline
+        return Pipeline(RAW)
+
+    def with_options(self, **options: Any) -> "Recipe":
+        """A copy where every codec that has an option named like a key gets that
+        value (CLI knobs such as ``bits``, ``sparsity``, ``group_size``)."""
+        options = {k: v for k, v in options.items() if v is not None}
+        rules = []
+        for rule in self.rules:
+            pipeline = []
+            for config in rule.pipeline:
+                config = dict(config)
+                params = codec_class(config["id"]).params
+                config.update({k: v for k, v in options.items() if k in params})
+                pipeline.append(config)
+            rules.append(Rule(pipeline, rule.match, rule.exclude, rule.dtypes,
+                              rule.min_size, rule.min_ndim))
+        return Recipe(self.name, rules, self.description)
+
+
+def _cast_then_bytegroup(dtype: str) -> list[Rule]:
+    return [Rule([{"id": "cast", "dtype": dtype}, {"id": "bytegroup"}], dtypes=["float32", "float64"]),
+            Rule([{"id": "bytegroup"}])]
+
+
+RECIPES: dict[str, Recipe] = {
+    "lossless": Recipe("lossless", [Rule([{"id": "bytegroup"}])],
+                       "bit-exact: byte planes of every tensor, each zstd-coded (ZipNN-style)"),
+    "raw": Recipe("raw", [Rule(RAW)], "bit-exact, uncompressed (memory-mappable streams)"),
+    "fp16": Recipe("fp16", _cast_then_bytegroup("float16"),
+                   "float32/float64 tensors cast to float16, then bytegroup; others lossless"),
+    "bf16": Recipe("bf16", _cast_then_bytegroup("bfloat16"),
+                   "float32/float64 tensors cast to bfloat16, then bytegroup; others lossless"),
+}
+
+
+def _rule_from_dict(obj: Any, where: str) -> Rule:
+    if not isinstance(obj, dict) or "pipeline" not in obj:
+        raise ConfigError(f"{where}: each rule needs a 'pipeline'")
+    known = {"pipeline", "match", "exclude", "dtypes", "min_size", "min_ndim"}
+    if set(obj) - known:
+        raise ConfigError(f"{where}: unknown rule keys {sorted(set(obj) - known)}")
+    rule = Rule(**obj)
+    for key in ("match", "exclude"):
+        value = getattr(rule, key)
+        if isinstance(value, str):
+            setattr(rule, key, [value])
+        elif not isinstance(getattr(rule, key), list):
+            raise ConfigError(f"{where}: {key} must be a glob or a list of globs")
+    if rule.dtypes is not None:
+        for d in rule.dtypes:
+            if d != "float":
+                dtypes.get(d)
+    Pipeline.from_config(rule.pipeline)  # validates ids, options and order
+    return rule
+
+
+def recipe_from_dict(obj: dict[str, Any], default_name: str = "custom") -> Recipe:
+    """Build a recipe from the TOML structure described in the module docstring."""
+    known = {"name", "description", "extends", "rules"}
+    if not isinstance(obj, dict) or set(obj) - known:
+        raise ConfigError(f"recipe: unknown keys {sorted(set(obj) - known)}")
+    rules = [_rule_from_dict(r, f"recipe rule {i}") for i, r in enumerate(obj.get("rules", []))]
+    if "extends" in obj:
+        rules += get_recipe(obj["extends"]).rules
+    if not rules:
+        raise ConfigError("recipe: no rules")
+    return Recipe(str(obj.get("name", default_name)), rules, str(obj.get("description", "")))
+
+
+def get_recipe(recipe: str | os.PathLike | Recipe | dict) -> Recipe:
+    """A recipe from a built-in name, a TOML file path, a dict or a Recipe."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, dict):
+        return recipe_from_dict(recipe)
+    if isinstance(recipe, str) and recipe in RECIPES:
+        return RECIPES[recipe]
+    path = os.fspath(recipe)
+    if path.endswith(".toml") or os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                obj = tomllib.load(f)
+        except OSError as exc:
+            raise InputError(f"cannot read recipe file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"recipe file {path}: {exc}") from None
+        try:
+            return recipe_from_dict(obj, os.path.splitext(os.path.basename(path))[0])
+        except (WcodecError, TypeError) as exc:
+            raise ConfigError(f"recipe file {path}: {exc}") from None
+    raise ConfigError(f"unknown recipe {recipe!r}; built-in recipes: {', '.join(RECIPES)} "
+                      "(or give a .toml file)")
