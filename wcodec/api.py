@@ -52,8 +52,8 @@ def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple[str, Any]], path: 
     """Encode tensors one at a time (values may be produced lazily by an
     iterable) into ``path``; ``progress`` is called with each name when done."""
     recipe = get_recipe(recipe)
-    meta = {"wcodec.recipe": recipe.name}
-    meta.update(metadata or {})
+    meta = dict(metadata or {})
+    meta["wcodec.recipe"] = recipe.name
     with Writer(path, meta) as writer:
         for name, value in iter_tensors(tensors):
             array, dtype = as_array(value)

@@ -1,0 +1,1 @@
+"""wcodec benchmarks (run from the repository root, e.g. ``python -m bench.lossless``)."""
