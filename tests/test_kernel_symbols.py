@@ -294,7 +294,7 @@ class TestZerorun:
         with pytest.raises(FormatError):  # run much longer than count
             zerorun.from_runs(np.ones(40, np.uint8), 1000)
         with pytest.raises(FormatError):  # many runs whose sum wraps uint64
-            zerorun.from_runs(np.tile(np.array([2] + [1] * 62, np.uint8), 8), 2**63)
+            zerorun.from_runs(np.tile(np.array([2] + [1] * 62, np.uint8), 8), 2**63 - 1)
         with pytest.raises(InputError):
             zerorun.from_runs(np.array([1.0]), 1)
         with pytest.raises(InputError):

@@ -169,25 +169,17 @@ def _pack_generic(v: np.ndarray, b: int) -> bytes:
     n = v.size
     groups = -(-n // 8)
     nwords = -(-b // 8)
-    # cols[j] = symbol j of every group (zero padded), contiguous per row
-    tmp = np.zeros(groups * 8, dtype=np.uint64)
-    tmp[:n] = v
-    cols = np.ascontiguousarray(tmp.reshape(groups, 8).T)
-    del tmp
-    words = [np.zeros(groups, dtype=np.uint64) for _ in range(nwords)]
+    padded = np.zeros(groups * 8, dtype=uint_dtype_for_bits(b))
+    padded[:n] = v  # values were checked to fit
+    padded = padded.reshape(groups, 8)
+    words = np.zeros((nwords, groups), dtype=np.uint64)
     for j in range(8):
-        off = j * b
-        w, s = divmod(off, 64)
-        col = cols[j]
-        if s:
-            words[w] |= col << np.uint64(s)
-        else:
-            words[w] |= col
+        w, s = divmod(j * b, 64)
+        col = padded[:, j].astype(np.uint64)
+        words[w] |= col << np.uint64(s)
         if s + b > 64:
             words[w + 1] |= col >> np.uint64(64 - s)
-    stacked = np.empty((groups, nwords), dtype=_U64)
-    for w in range(nwords):
-        stacked[:, w] = words[w]
+    stacked = np.ascontiguousarray(words.T).astype(_U64, copy=False)
     raw = stacked.view(np.uint8).reshape(groups, nwords * 8)[:, :b]
     return raw.reshape(-1)[: (n * b + 7) // 8].tobytes()
 

@@ -132,8 +132,8 @@ def from_runs(run_symbols, count: int, alphabet_size: int | None = None,
     if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
         raise InputError(f"count must be an integer, got {count!r}")
     count = int(count)
-    if count < 0:
-        raise InputError(f"count must be non-negative, got {count}")
+    if not 0 <= count < 1 << 63:
+        raise InputError(f"count must be in 0..2**63-1, got {count}")
     try:
         r = as_symbols(run_symbols, "run symbols")
     except InputError:
@@ -151,30 +151,31 @@ def from_runs(run_symbols, count: int, alphabet_size: int | None = None,
     if dtype is not None:
         out_dtype = np.dtype(dtype)
 
-    isval = r >= 2
-    q = np.flatnonzero(isval)
+    dig = r < 2
+    q = np.flatnonzero(~dig)
     m = q.size
     if m > count:
         raise FormatError(f"run stream holds {m} values, more than count={count}")
-    d = np.flatnonzero(~isval)
-    nd = d.size
     runs = np.zeros(m + 1, dtype=np.uint64)
-    if nd:
-        # run index of each digit = number of values before it
-        rid = d - np.arange(nd)
-        first = np.ones(nd, dtype=bool)
-        first[1:] = rid[1:] != rid[:-1]
-        gstart = np.flatnonzero(first)
-        glen = np.diff(np.append(gstart, nd))
+    # maximal groups of consecutive digits: [gstart, gend) in r
+    edges = np.diff(np.concatenate(([False], dig, [False])).view(np.int8))
+    gstart = np.flatnonzero(edges == 1)
+    if gstart.size:
+        glen = np.flatnonzero(edges == -1) - gstart
         if int(glen.max()) > _MAX_DIGITS:
             raise FormatError("zero run is too long")
-        # position of each digit inside its group
-        pos = np.arange(nd) - np.repeat(gstart, glen)
-        contrib = (r[d].astype(np.uint64) + np.uint64(1)) << pos.astype(np.uint64)
-        lengths = np.add.reduceat(contrib, gstart)
+        # L = sum (d_t + 1) 2**t = (2**k - 1) + sum d_t 2**t, one pass per digit position
+        lengths = ((np.int64(1) << glen) - 1) + r[gstart].astype(np.int64)
+        idx = np.flatnonzero(glen > 1)
+        t = 1
+        while idx.size:
+            lengths[idx] += r[gstart[idx] + t].astype(np.int64) << t
+            t += 1
+            idx = idx[glen[idx] > t]
         if int(lengths.max()) > count:
             raise FormatError(f"zero run of {int(lengths.max())} exceeds count={count}")
-        runs[rid[gstart]] = lengths
+        # the run before value j has index j = number of values before it
+        runs[gstart - (np.cumsum(glen) - glen)] = lengths
     # runs are each <= count < 2**63, so a uint64 wrap makes the sum drop
     csum = np.cumsum(runs)
     if m and np.any(csum[1:] < csum[:-1]):
