@@ -110,7 +110,7 @@ def _distinct_keys(rng, n, universe=None):
 # build / query
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.one_of(st.integers(0, 20), st.integers(0, 5000)),
        value_bits=st.integers(1, 32),
        rng_seed=st.integers(0, 2**32 - 1),
@@ -346,3 +346,15 @@ def test_mutated_bytes_decode_or_fail_cleanly(pos, byte):
     except FormatError:
         return
     fuse.query(t, np.arange(50, dtype=np.uint64))
+
+
+def test_spec_example_vector():
+    # the worked example in spec/codecs/bloomier.md
+    keys = np.array([3, 10, 42, 1000], np.uint64)
+    t = fuse.build(keys, np.array([1, 2, 3, 1]), 2, seed=0)
+    blob = fuse.serialize(t)
+    assert blob.hex(" ") == "57 42 46 55 01 02 03 00 00 00 00 00 01 00 00 00 01 40 02 08 00 00"
+    assert fuse.query(t, np.array([10, 7], np.uint64)).tolist() == [2, 3]
+    idx, masks = fuse.hash_indices(np.array([10, 7], np.uint64), t)
+    assert idx.T.tolist() == [[4, 8, 21], [3, 14, 20]]
+    assert masks.tolist() == [0xEEB72D3C, 0xF7CC5443]

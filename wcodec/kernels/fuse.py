@@ -244,7 +244,8 @@ class _Hasher:
     def run(self, keys: np.ndarray, words: np.ndarray | None):
         """Hash ``keys`` (uint64, len <= chunk).  ``words`` is the
         ``(len, 2)`` uint32 view of ``keys`` on little-endian hosts.
-        Returns views ``(m, i0, i1, i2)``; i* are uint64 cell indices."""
+        Returns views ``(m, i0, j1, j2)`` (uint64) where the cell indices
+        are ``i0``, ``i1 = j1 + L`` and ``i2 = j2 + 2L``."""
         c = keys.shape[0]
         m, k, t = self.m[:c], self.k[:c], self.t[:c]
         z, w = self.z[:c], self.w[:c]
@@ -264,15 +265,15 @@ class _Hasher:
         np.right_shift(z, _U64_32, out=i0)
         np.multiply(i0, self.scl, out=i0)
         np.right_shift(i0, _U64_32, out=i0)
-        # i1 = (i0 + L) ^ (h & (L-1))
-        np.add(i0, self.seg_len, out=i1)
+        # i1 - L = i0 ^ (h & (L-1)) and i2 - 2L = i0 ^ ((h >> 18) & (L-1)):
+        # adding a multiple of L does not touch the low g bits, so
+        # (i0 + L) ^ x == (i0 ^ x) + L for x < L.  The query gathers from
+        # cells[L:] and cells[2L:] instead of adding L and 2L.
         np.bitwise_and(z, self.mask, out=w)
-        np.bitwise_xor(i1, w, out=i1)
-        # i2 = (i0 + 2L) ^ ((h >> 18) & (L-1))
-        np.add(i0, self.two_len, out=i2)
+        np.bitwise_xor(i0, w, out=i1)
         np.right_shift(z, _U64_18, out=w)
         np.bitwise_and(w, self.mask, out=w)
-        np.bitwise_xor(i2, w, out=i2)
+        np.bitwise_xor(i0, w, out=i2)
         return m, i0, i1, i2
 
 
@@ -315,8 +316,8 @@ def hash_indices(keys, table_or_params) -> tuple[np.ndarray, np.ndarray]:
         m, i0, i1, i2 = hasher.run(keys[s:e], None if words is None else words[s:e])
         masks[s:e] = m
         idx[0, s:e] = i0
-        idx[1, s:e] = i1
-        idx[2, s:e] = i2
+        np.add(i1, hasher.seg_len, out=idx[1, s:e], casting="unsafe")
+        np.add(i2, hasher.two_len, out=idx[2, s:e], casting="unsafe")
     return idx, masks
 
 
@@ -341,10 +342,9 @@ def _peel(idx: np.ndarray, array_length: int):
     n = idx.shape[1]
     flat = idx.reshape(-1)  # row-major: all i0, then all i1, then all i2
     deg = np.bincount(flat, minlength=array_length)
-    key_ids = np.arange(n, dtype=np.int64)
-    # Sum of the ids of the keys in each cell; exact in float64 (< 2**53).
-    ksum = np.bincount(flat, weights=np.tile(key_ids.astype(np.float64), 3),
-                       minlength=array_length).astype(np.int64)
+    # Sum of the ids of the keys in each cell (exact int64 arithmetic).
+    ksum = np.zeros(array_length, dtype=np.int64)
+    np.add.at(ksum, flat, np.tile(np.arange(n, dtype=np.int64), 3))
     ones = np.ones(3 * n, dtype=deg.dtype)
     q = np.flatnonzero(deg == 1)
     orders, wheres, sizes = [], [], []
@@ -477,16 +477,19 @@ def query(table: FuseTable, positions) -> np.ndarray:
     vmask = cells.dtype.type((1 << vb) - 1) if vb != 8 * cells.dtype.itemsize else None
     words = pos.view(np.uint32).reshape(-1, 2) if _mm._LITTLE else None
     g = np.empty(chunk, dtype=cells.dtype)
+    seg_len = table.segment_length
+    cells1, cells2 = cells[seg_len:], cells[2 * seg_len:]
     for s in range(0, n, chunk):
         e = min(s + chunk, n)
         m, i0, i1, i2 = hasher.run(pos[s:e], None if words is None else words[s:e])
         o = out[s:e]
         gg = g[: e - s]
-        # indices are < 2**32, so viewing them as int64 is exact
+        # indices are < 2**32, so viewing them as int64 is exact; i1/i2 are
+        # relative to cells[L:] / cells[2L:] (see _Hasher.run)
         np.take(cells, i0.view(np.int64), out=o, mode="clip")
-        np.take(cells, i1.view(np.int64), out=gg, mode="clip")
+        np.take(cells1, i1.view(np.int64), out=gg, mode="clip")
         np.bitwise_xor(o, gg, out=o)
-        np.take(cells, i2.view(np.int64), out=gg, mode="clip")
+        np.take(cells2, i2.view(np.int64), out=gg, mode="clip")
         np.bitwise_xor(o, gg, out=o)
         np.bitwise_xor(o, m, out=o, casting="unsafe")
         if vmask is not None:

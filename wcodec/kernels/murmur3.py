@@ -45,19 +45,13 @@ def _check_seed(seed) -> np.uint32:
     return np.uint32(s)
 
 
-def _mix_block(h: np.ndarray, k: np.ndarray, t: np.ndarray) -> None:
-    """One body round: ``h ^= rotl(k*c1, 15)*c2; h = rotl(h, 13)*5 + n``.
-
-    Overwrites ``k`` and uses ``t`` as scratch; all arrays are uint32 of equal
-    length.
-    """
-    np.multiply(k, _C1, out=k)
+def _scramble(k: np.ndarray, src: np.ndarray, t: np.ndarray) -> None:
+    """``k = rotl(src * c1, 15) * c2`` (``t`` is scratch)."""
+    np.multiply(src, _C1, out=k)
     np.right_shift(k, _U[17], out=t)
     np.left_shift(k, _U[15], out=k)
     np.bitwise_or(k, t, out=k)
     np.multiply(k, _C2, out=k)
-    np.bitwise_xor(h, k, out=h)
-    _round_tail(h, t)
 
 
 def _round_tail(h: np.ndarray, t: np.ndarray) -> None:
@@ -84,20 +78,19 @@ def _hash_words(lo: np.ndarray, hi: np.ndarray | None, seed: np.uint32,
                 out: np.ndarray, k: np.ndarray, t: np.ndarray) -> None:
     """Hash one chunk.  ``lo``/``hi`` are the low/high 32-bit words of each
     key (``hi`` is None for 4-byte keys); the result goes to ``out``."""
-    out[...] = seed
-    np.copyto(k, lo)
-    _mix_block(out, k, t)
+    # first block: h = rotl(seed ^ scramble(lo), 13) * 5 + n
+    _scramble(k, lo, t)
+    np.bitwise_xor(k, seed, out=out)
+    _round_tail(out, t)
     if hi is None:
         length = np.uint32(4)
     else:
         length = np.uint32(8)
         if hi.any():
-            np.copyto(k, hi)
-            _mix_block(out, k, t)
-        else:
-            # k == 0 contributes nothing to h (0*c1 rotated times c2 is 0);
-            # only the rotate/multiply/add tail of the round remains.
-            _round_tail(out, t)
+            _scramble(k, hi, t)
+            np.bitwise_xor(out, k, out=out)
+        # (a zero high word scrambles to 0 and leaves h unchanged)
+        _round_tail(out, t)
     np.bitwise_xor(out, length, out=out)
     _fmix32(out, t)
 
