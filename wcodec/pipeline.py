@@ -56,6 +56,7 @@ class Pipeline:
         for codec in self.transforms:
             spec = codec.resolve(spec)
             out.append(spec)
+        self.coder.resolve(spec)  # lets the coder refuse dtypes it cannot code
         return out
 
     def encode(self, array: np.ndarray, spec: ArraySpec) -> tuple[bytes, dict[str, bytes], dict]:
@@ -65,22 +66,29 @@ class Pipeline:
         stats: dict[str, float] = {}
         value: Any = array
         for i, codec in enumerate(self.transforms + [self.coder]):
-            side: dict[str, bytes] = {}
+            side = SideStreams()
             value = codec.encode(value, specs[i], side)
-            stats.update(codec.stats(value, specs[i]))
+            stats.update(side.stats)
             for name, blob in side.items():
                 streams[f"{i}.{name}"] = bytes(as_bytes(blob))
         for codec in self.byte_stages:
-            value = codec.encode(value, specs[-1], {})
+            side = SideStreams()
+            value = codec.encode(value, specs[-1], side)
+            if side:
+                raise ConfigError(f"{codec.codec_id}: bytes->bytes codecs cannot write side streams")
         return bytes(as_bytes(value)), streams, stats
 
     def decode(self, data: Any, streams: dict[str, Any], spec: ArraySpec) -> np.ndarray:
         """Invert ``encode``; the result has exactly ``spec``'s shape and dtype."""
         specs = self.specs(spec)
+        stages = self.transforms + [self.coder]
+        known = {f"{i}.{name}" for i in range(len(stages)) for name in stages[i].side_streams}
+        for key in streams:
+            if key not in known:
+                raise FormatError(f"unexpected side stream {key!r} for pipeline {self.describe()}")
         value: Any = data
         for codec in reversed(self.byte_stages):
             value = codec.decode(value, specs[-1], SideStreams())
-        stages = self.transforms + [self.coder]
         for i in range(len(stages) - 1, -1, -1):
             prefix = f"{i}."
             side = SideStreams({k[len(prefix):]: v for k, v in streams.items() if k.startswith(prefix)})

@@ -79,6 +79,7 @@ class Codec:
     kind: ClassVar[str]
     lossy: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
+    side_streams: ClassVar[tuple[str, ...]] = ()  # names of the side streams it may write
 
     def __init__(self, **config: Any) -> None:
         for key in config:
@@ -138,10 +139,6 @@ class Codec:
     def decode(self, value: Any, spec: ArraySpec, side: dict[str, bytes]) -> Any:
         raise NotImplementedError
 
-    def stats(self, value: Any, spec: ArraySpec) -> dict[str, float]:
-        """Optional numbers about one encoding (shown by ``wcodec info``)."""
-        return {}
-
 
 _REGISTRY: dict[str, type[Codec]] = {}
 
@@ -185,7 +182,15 @@ def as_bytes(value: Any) -> memoryview:
 
 
 class SideStreams(dict):
-    """Side streams of one stage; a missing one is a FormatError, not a KeyError."""
+    """Side streams of one stage; a missing one is a FormatError, not a KeyError.
+
+    While encoding, a codec may also put numbers about its work into ``stats``
+    (sparsity, levels, entropy bound...); they are stored in the table of
+    contents and shown by ``wcodec info``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stats: dict[str, float] = {}
 
     def __missing__(self, key: str):
         raise FormatError(f"the file lacks the side stream {key!r} this codec needs")

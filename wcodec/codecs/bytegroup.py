@@ -24,7 +24,7 @@ TRANSFORM_NONE = 0
 TRANSFORM_ROTATE = 1
 PROBE_GAIN = 0.99  # planes level-1 zstd cannot shrink by 1% are stored raw
 _PLANE = struct.Struct("<BQ")
-_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_UINT = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
 def _transform_for(dtype_name: str) -> int:
@@ -44,8 +44,8 @@ class ByteGroup(Codec):
         words = dtypes.to_storage(value, spec.dtype).reshape(-1).view(_UINT[k])
         transform = _transform_for(spec.dtype)
         if transform == TRANSFORM_ROTATE:
-            bits = np.uint64(8 * k - 1).astype(_UINT[k])
-            words = (words << _UINT[k](1)) | (words >> bits)
+            one, bits = _UINT[k].type(1), _UINT[k].type(8 * k - 1)
+            words = (words << one) | (words >> bits)
         planes = words.view(np.uint8).reshape(-1, k)
         header = [struct.pack("<BB", k, transform)]
         payloads = []
@@ -96,8 +96,8 @@ class ByteGroup(Codec):
             raise FormatError("bytegroup: trailing bytes after the last plane")
         out = words.view(_UINT[k]).reshape(-1)
         if transform == TRANSFORM_ROTATE:
-            low = out >> _UINT[k](1)
-            out <<= np.uint64(8 * k - 1).astype(_UINT[k])
+            low = out >> _UINT[k].type(1)
+            out <<= _UINT[k].type(8 * k - 1)
             out |= low
         if spec.dtype == "bool":
             return (out != 0).reshape(spec.shape)

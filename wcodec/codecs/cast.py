@@ -35,6 +35,11 @@ def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
 
 def convert(array: np.ndarray, src: str, dst: str) -> np.ndarray:
     """Convert an array carried as ``src`` into the carrier of ``dst``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _convert(array, src, dst)
+
+
+def _convert(array: np.ndarray, src: str, dst: str) -> np.ndarray:
     if src == dst:
         return array
     if src == "bfloat16":

@@ -28,9 +28,14 @@ def decompress(data, max_size: int, who: str = "zstd", exact_size: int | None = 
     if size > max_size:
         raise LimitExceeded(f"{who}: zstd frame inflates to {size} bytes, above the limit {max_size}")
     try:
-        out = zstandard.ZstdDecompressor().decompress(buf, max_output_size=max(size, 1))
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        out = dobj.decompress(buf)
     except zstandard.ZstdError as exc:
         raise FormatError(f"{who}: corrupt zstd data: {exc}") from None
+    if not dobj.eof:
+        raise FormatError(f"{who}: zstd frame is truncated")
+    if dobj.unused_data:
+        raise FormatError(f"{who}: trailing bytes after the zstd frame")
     if len(out) != size:
         raise FormatError(f"{who}: zstd frame decoded to {len(out)} bytes, header said {size}")
     return out

@@ -15,7 +15,7 @@ import numpy as np
 from .. import dtypes
 from ..codecs.base import ArraySpec
 from ..errors import (ChecksumError, ConfigError, FormatError, InputError, LimitExceeded,
-                      TruncatedError, UnsupportedVersion, WcodecError)
+                      TruncatedError, UnknownCodec, UnsupportedVersion, WcodecError)
 from ..pipeline import DATA_STREAM, Pipeline
 from . import format as fmt
 
@@ -61,6 +61,17 @@ class TensorInfo:
         return "+".join(str(c.get("id")) for c in self.pipeline)
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _unique_keys(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return obj
+
+
 def _fail(where: str, what: str) -> FormatError:
     return FormatError(f"{where}: {what}")
 
@@ -79,7 +90,8 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
     if unknown:
         raise _fail(where, f"unknown fields {sorted(unknown)}")
     name = obj.get("name")
-    if not isinstance(name, str) or not name or len(name) > fmt.MAX_NAME_BYTES:
+    if (not isinstance(name, str) or not name
+            or len(name.encode("utf-8", "surrogatepass")) > fmt.MAX_NAME_BYTES):
         raise _fail(where, "bad or missing name")
     where = f"tensor {name!r}"
     try:
@@ -177,7 +189,8 @@ class Reader:
         if zlib.crc32(toc_bytes) != toc_crc:
             raise ChecksumError(f"{self.path}: table of contents checksum mismatch")
         try:
-            toc = json.loads(bytes(toc_bytes).decode("utf-8"))
+            toc = json.loads(bytes(toc_bytes).decode("utf-8"), parse_constant=_reject_constant,
+                             object_pairs_hook=_unique_keys)
         except (ValueError, RecursionError) as exc:
             raise FormatError(f"{self.path}: table of contents is not valid JSON: {exc}") from None
         if not isinstance(toc, dict) or set(toc) != {"metadata", "tensors"}:
@@ -225,11 +238,17 @@ class Reader:
         return list(self._infos.values())
 
     def pipeline(self, name: str) -> Pipeline:
+        """The tensor's validated pipeline (UnknownCodec / FormatError if unusable)."""
         if name not in self._pipelines:
+            info = self.info(name)
             try:
-                self._pipelines[name] = Pipeline.from_config(self.info(name).pipeline)
+                pipeline = Pipeline.from_config(info.pipeline)
+                pipeline.specs(ArraySpec(info.shape, info.dtype))
+            except UnknownCodec as exc:
+                raise UnknownCodec(f"tensor {name!r}: {exc} (written by a newer wcodec?)") from None
             except ConfigError as exc:
                 raise FormatError(f"tensor {name!r}: bad pipeline: {exc}") from None
+            self._pipelines[name] = pipeline
         return self._pipelines[name]
 
     def read_stream(self, name: str, stream: str) -> memoryview:

@@ -3,6 +3,7 @@ of contents is written at the end and the file is renamed into place."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zlib
@@ -17,11 +18,22 @@ from ..pipeline import DATA_STREAM, Pipeline
 from . import format as fmt
 
 
+def _utf8_len(text: str, what: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InputError(f"{what} {text[:40]!r} is not valid Unicode (lone surrogate)") from None
+
+
 def _check_metadata(metadata: dict | None) -> dict[str, str]:
     metadata = dict(metadata or {})
+    if len(metadata) > fmt.MAX_METADATA_ITEMS:
+        raise InputError(f"at most {fmt.MAX_METADATA_ITEMS} metadata items")
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InputError(f"metadata must map str to str, got {key!r}: {value!r}")
+        _utf8_len(key, "metadata key")
+        _utf8_len(value, "metadata value")
     return metadata
 
 
@@ -56,10 +68,12 @@ class Writer:
         """Encode ``array`` with ``pipeline`` and append it; returns its TOC record."""
         if not isinstance(name, str) or not name:
             raise InputError(f"tensor names must be non-empty strings, got {name!r}")
-        if len(name.encode("utf-8", "surrogatepass")) > fmt.MAX_NAME_BYTES:
+        if _utf8_len(name, "tensor name") > fmt.MAX_NAME_BYTES:
             raise InputError(f"tensor name too long: {name[:40]!r}...")
         if name in self._names:
             raise InputError(f"duplicate tensor name {name!r}")
+        if len(self._records) >= fmt.MAX_TENSORS:
+            raise InputError(f"a file holds at most {fmt.MAX_TENSORS} tensors")
         array = np.asarray(array)
         dtype = dtype or dtypes.name_of(array)
         if array.ndim > fmt.MAX_NDIM:
@@ -69,14 +83,17 @@ class Writer:
             data, side, stats = pipeline.encode(dtypes.to_storage(array, dtype), spec)
         except WcodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
+        if len(side) + 1 > fmt.MAX_STREAMS or not all(fmt.STREAM_NAME.match(k) for k in side):
+            raise InputError(f"{name}: bad side streams {sorted(side)} from {pipeline.describe()}")
         streams = []
         for stream_name, blob in [(DATA_STREAM, data)] + sorted(side.items()):
             streams.append({"name": stream_name, "offset": self._write_aligned(blob),
                             "length": len(blob), "crc32": zlib.crc32(blob)})
         record = {"name": name, "dtype": dtype, "shape": list(spec.shape),
                   "pipeline": pipeline.get_config(), "streams": streams}
+        stats = {k: float(v) for k, v in stats.items() if math.isfinite(v)}
         if stats:
-            record["stats"] = {k: float(v) for k, v in stats.items()}
+            record["stats"] = stats
         self._records.append(record)
         self._names.add(name)
         return record
@@ -97,7 +114,7 @@ class Writer:
         try:
             toc = json.dumps({"metadata": self.metadata, "tensors": self._records},
                              ensure_ascii=False, separators=(",", ":"),
-                             allow_nan=False).encode("utf-8", "surrogatepass")
+                             allow_nan=False).encode("utf-8")
             if len(toc) > fmt.MAX_TOC_BYTES:
                 raise InputError(f"table of contents is {len(toc)} bytes, above {fmt.MAX_TOC_BYTES}")
             offset = self._pos
