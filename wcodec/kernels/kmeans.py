@@ -51,16 +51,16 @@ def _int_param(value, name: str, lo: int, hi: int | None = None) -> int:
     return v
 
 
-def _ceil_to(values: np.ndarray, dtype) -> np.ndarray:
-    """Round float64 ``values`` *up* to ``dtype``, so that for any ``v`` of
-    that dtype ``v >= values`` iff ``v >= result`` (and ``<`` likewise)."""
+def _floor_to(values: np.ndarray, dtype) -> np.ndarray:
+    """Round float64 ``values`` *down* to ``dtype``, so that for any ``v`` of
+    that dtype ``v > values`` iff ``v > result`` (and ``<=`` likewise)."""
     dtype = np.dtype(dtype)
     if dtype == np.float64:
         return values
     r = values.astype(dtype)
-    low = r.astype(np.float64) < values
-    if low.any():
-        r[low] = np.nextafter(r[low], dtype.type(np.inf))
+    high = r.astype(np.float64) > values
+    if high.any():
+        r[high] = np.nextafter(r[high], dtype.type(-np.inf))
     return r
 
 
@@ -68,7 +68,7 @@ def _cells(v: np.ndarray, lo: float, hi: float, n_cells: int) -> np.ndarray:
     """int32 cell of every value on a uniform grid of ``n_cells`` over
     ``[lo, hi]`` (``hi > lo``).  Monotone non-decreasing in ``v``."""
     scale = n_cells / (hi - lo)
-    if v.dtype == np.float32 and scale < 1e30:
+    if v.dtype == np.float32 and hi - lo < _F32_MAX and scale < 1e30:
         t = v - np.float32(lo)
         t *= np.float32(scale)
     else:
@@ -79,30 +79,31 @@ def _cells(v: np.ndarray, lo: float, hi: float, n_cells: int) -> np.ndarray:
 
 
 def _assign(v: np.ndarray, mids: np.ndarray, lo: float, hi: float, out_dtype) -> np.ndarray:
-    """For every element of ``v``: how many of the sorted ``mids`` are <= it
-    (the index of its nearest centroid).  ``mids`` has ``v``'s dtype."""
+    """For every element of ``v``: how many of the sorted ``mids`` are < it,
+    i.e. the index of its nearest centroid (the lowest index among equally
+    near ones).  ``mids`` has ``v``'s dtype."""
     if mids.size <= _COMPARE_PASSES:
         acc = np.zeros(v.shape, dtype=out_dtype)
         for m in mids:  # one vectorised pass per midpoint, not per weight
-            acc += v >= m
+            acc += v > m
         return acc
     if v.size <= _LUT_MIN_N or not hi > lo:
-        return np.searchsorted(mids, v, side="right").astype(out_dtype)
+        return np.searchsorted(mids, v, side="left").astype(out_dtype)
     # Guess from a lookup table over a uniform grid, then check the guess
-    # against its interval [mids[i-1], mids[i]) and binary-search the few
+    # against its interval (mids[i-1], mids[i]] and binary-search the few
     # values where it is wrong (cells that contain a midpoint).
     g = _cells(v, lo, hi, _LUT_CELLS)
     cell_lo = lo + np.arange(_LUT_CELLS) * ((hi - lo) / _LUT_CELLS)
-    lut = np.searchsorted(mids.astype(np.float64), cell_lo, side="right").astype(out_dtype)
+    lut = np.searchsorted(mids.astype(np.float64), cell_lo, side="left").astype(out_dtype)
     idx = lut[g]
     del g
     lower = np.concatenate([[-np.inf], mids]).astype(v.dtype)
     upper = np.concatenate([mids, [np.inf]]).astype(v.dtype)
-    bad = v < lower[idx]
-    bad |= v >= upper[idx]
+    bad = v <= lower[idx]
+    bad |= v > upper[idx]
     wrong = np.flatnonzero(bad)
     if wrong.size:
-        idx[wrong] = np.searchsorted(mids, v[wrong], side="right")
+        idx[wrong] = np.searchsorted(mids, v[wrong], side="left")
     return idx
 
 
@@ -159,12 +160,18 @@ def _lloyd(p, cnt, sums, c: np.ndarray, max_iter: int) -> np.ndarray:
     """
     m, k = p.size, c.size
     ccnt = np.concatenate([[0], np.cumsum(cnt)])
-    csum = np.concatenate([[0.0], np.cumsum(sums)])
+    # Prefix sums anchored at the first non-negative point, accumulating away
+    # from zero: the sum of a cluster never passes through larger (outlier)
+    # magnitudes beyond it, so differences do not cancel catastrophically.
+    z = int(np.searchsorted(p, 0.0, side="left"))
+    csum = np.zeros(m + 1)
+    np.cumsum(sums[z:], out=csum[z + 1:])
+    csum[:z] = -np.cumsum(sums[:z][::-1])[::-1]
     edges = np.empty(k + 1, dtype=np.int64)
     edges[0], edges[-1] = 0, m
     prev = None
     for _ in range(max_iter):
-        b = np.searchsorted(p, (c[:-1] + c[1:]) * 0.5, side="left")
+        b = np.searchsorted(p, (c[:-1] + c[1:]) * 0.5, side="right")
         if prev is not None and np.array_equal(b, prev):
             break
         prev = b
@@ -225,7 +232,7 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
         ``values.shape``, all ``< n_clusters``.
 
     Contract: every weight maps to a nearest centroid among those it may use
-    (decided exactly on the float32 codebook), so the error of
+    (decided on the float32 codebook, midpoints in float64), so the error of
     ``decode(codebook, indices)`` is ``min_j |x - codebook[j]|`` per weight:
     at most half the largest gap between neighbouring usable centroids, or
     the distance from min/max of the data to the outermost centroid.  Zeros
@@ -264,15 +271,15 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
         codebook = cents
 
     # exact nearest-centroid assignment against the float32 centroids:
-    # v goes to centroid i where mids[i-1] <= v < mids[i]
+    # v goes to centroid i where mids[i-1] < v <= mids[i]
     c64 = cents.astype(np.float64)
-    mids = _ceil_to((c64[:-1] + c64[1:]) * 0.5, work)
+    mids = _floor_to((c64[:-1] + c64[1:]) * 0.5, work)
     lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
     idx = _assign(flat, mids, lo, hi, idx_dtype)
     if keep_zero:
         idx += 1
         idx *= nonzero  # zeros -> index 0
-    return codebook, np.ascontiguousarray(idx.reshape(a.shape))
+    return codebook, idx.reshape(a.shape)
 
 
 def decode(codebook, indices) -> np.ndarray:
@@ -289,4 +296,4 @@ def decode(codebook, indices) -> np.ndarray:
         raise InputError(f"indices must be integers, got dtype {idx.dtype}")
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= cb.size):
         raise InputError(f"indices out of range for a codebook of {cb.size} entries")
-    return np.ascontiguousarray(np.take(cb, idx))
+    return np.take(cb, idx)

@@ -74,6 +74,21 @@ def _check_axis(axis, ndim: int) -> int:
     return ax % ndim
 
 
+def _threshold_as(t: float, dtype):
+    """``t`` rounded *down* into ``dtype``, so that ``m > result`` iff ``m > t``
+    for every ``m`` of that dtype (a plain cast could round ``t`` up)."""
+    dt = np.dtype(dtype)
+    big = float(np.finfo(dt).max)
+    if t > big:          # only infinite magnitudes are above t
+        return dt.type(big)
+    if t < -big:         # every magnitude is above t
+        return dt.type(-np.inf)
+    r = dt.type(t)
+    if float(r) > t:
+        r = np.nextafter(r, dt.type(-np.inf))
+    return r
+
+
 def prune_count(n: int, sparsity: float) -> int:
     """Number of items pruned out of ``n`` for a target ``sparsity``.
 
@@ -138,7 +153,7 @@ def magnitude_mask(x, *, sparsity: float | None = None,
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
                 or math.isnan(float(threshold)):
             raise ConfigError(f"threshold must be a real number, got {threshold!r}")
-        return (mag > float(threshold)).reshape(a.shape)
+        return (mag > _threshold_as(float(threshold), mag.dtype)).reshape(a.shape)
     k = prune_count(mag.size, sparsity)
     return _exact_count_mask(mag, k).reshape(a.shape)
 
@@ -234,7 +249,8 @@ def structured_mask(x, *, sparsity: float, axis: int = 0, norm: str = "l1") -> n
         ax = 0
     else:
         ax = _check_axis(axis, a.ndim)
-        rows = np.moveaxis(a, ax, 0).reshape(a.shape[ax], -1)
+        inner = math.prod(a.shape[:ax] + a.shape[ax + 1:])
+        rows = np.moveaxis(a, ax, 0).reshape(a.shape[ax], inner)
     rows = rows.astype(np.float64, copy=False)
     if norm == "l1":
         score = np.abs(rows).sum(axis=1)
@@ -250,4 +266,4 @@ def structured_mask(x, *, sparsity: float, axis: int = 0, norm: str = "l1") -> n
         return np.asarray(bool(keep[0]))
     bshape = [1] * a.ndim
     bshape[ax] = c
-    return np.ascontiguousarray(np.broadcast_to(keep.reshape(bshape), a.shape))
+    return np.broadcast_to(keep.reshape(bshape), a.shape).copy()
