@@ -76,4 +76,5 @@ def to_storage(array: np.ndarray, name: str) -> np.ndarray:
     dt = get(name)
     if name == "bfloat16" and array.dtype.name == "bfloat16":
         array = array.view(np.uint16)
-    return np.ascontiguousarray(array, dtype=dt.numpy)
+    array = np.asarray(array)
+    return np.ascontiguousarray(array, dtype=dt.numpy).reshape(array.shape)

@@ -280,15 +280,18 @@ class Reader:
             array = np.array(array, copy=True, order="C")
         return array
 
-    def verify(self) -> list[str]:
+    def verify(self, progress=None) -> list[str]:
         """Check every checksum, decode every tensor and check that the bytes
-        between streams are zero padding. Returns a list of problems found."""
+        between streams are zero padding. Returns a list of problems found;
+        ``progress(name, nbytes)`` is called after each tensor."""
         problems = []
         for name in self.keys():
             try:
                 self.get_tensor(name)
             except WcodecError as exc:
                 problems.append(str(exc))
+            if progress is not None:
+                progress(name, self._infos[name].nbytes)
         covered = fmt.HEADER.size
         spans = sorted((s.offset, s.offset + s.length)
                        for info in self._infos.values() for s in info.streams)

@@ -55,9 +55,18 @@ class Writer:
             raise InputError(f"cannot write {self.path}: directory {directory} does not exist")
         fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".",
                                          suffix=".tmp", dir=directory)
-        self._file = os.fdopen(fd, "wb")
-        self._file.write(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION_MAJOR, fmt.VERSION_MINOR, 0,
-                                         bytes(48)))
+        self._file = None
+        try:  # even a KeyboardInterrupt here must not leave the temp file behind
+            self._file = os.fdopen(fd, "wb")
+            self._file.write(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION_MAJOR, fmt.VERSION_MINOR, 0,
+                                             bytes(48)))
+        except BaseException:
+            if self._file is None:
+                os.close(fd)
+            else:
+                self._file.close()
+            os.unlink(self._tmp)
+            raise
         self._pos = fmt.HEADER.size
         self._records: list[dict[str, Any]] = []
         self._names: set[str] = set()
