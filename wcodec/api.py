@@ -10,7 +10,10 @@ from . import dtypes
 from .codecs.base import ArraySpec
 from .container import Reader, Writer
 from .container.format import DEFAULT_MAX_TENSOR_BYTES
+from .codecs.cast import convert
 from .errors import InputError
+from .kernels import prune
+from .pipeline import Pipeline
 from .recipes import Recipe, get_recipe
 
 __version__ = "0.1.0"
@@ -40,24 +43,55 @@ def as_array(value: Any) -> tuple[np.ndarray, str]:
     return array, dtypes.name_of(array)
 
 
-def iter_tensors(tensors: Mapping[str, Any] | Iterable[tuple[str, Any]]):
+def _items(tensors) -> Iterable[tuple[str, np.ndarray, str]]:
+    """(name, array, dtype) from a mapping or an iterable of (name, value[, dtype])."""
     items = tensors.items() if isinstance(tensors, Mapping) else tensors
-    for name, value in items:
-        yield name, value
+    for item in items:
+        if len(item) == 3:
+            yield item
+        else:
+            name, value = item
+            array, dtype = as_array(value)
+            yield name, array, dtype
 
 
-def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple[str, Any]], path: str | os.PathLike,
+def _plan(recipe: Recipe, items) -> Iterable[tuple[str, np.ndarray, str, Pipeline]]:
+    """Pick each tensor's pipeline. Pruning with ``scope="global"`` needs every
+    selected tensor first (one magnitude threshold across them), so only then
+    are the tensors materialised; otherwise this streams one tensor at a time."""
+    if not any(c.get("id") == "prune" and c.get("scope") == "global"
+               for rule in recipe.rules for c in rule.pipeline):
+        for name, array, dtype in items:
+            yield name, array, dtype, recipe.pipeline_for(name, ArraySpec(array.shape, dtype))
+        return
+    planned = [(name, array, dtype, recipe.pipeline_for(name, ArraySpec(array.shape, dtype)))
+               for name, array, dtype in items]
+    groups: dict[float, list] = {}
+    for name, array, dtype, pipeline in planned:
+        for codec in pipeline.transforms:
+            if codec.codec_id == "prune" and codec.scope == "global" and codec.threshold is None:
+                groups.setdefault(codec.sparsity, []).append((codec, array, dtype))
+            if codec.codec_id != "prune":
+                break  # global ranking only sees the raw weights
+    for sparsity, members in groups.items():
+        magnitudes = [convert(a, d, "float32") for _, a, d in members]
+        threshold = float(prune.global_threshold(magnitudes, sparsity))
+        for codec, _, _ in members:
+            codec.threshold = max(threshold, 0.0)
+    yield from planned
+
+
+def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple], path: str | os.PathLike,
                   recipe: str | os.PathLike | Recipe | dict = "lossless",
                   metadata: Mapping[str, str] | None = None, *, progress=None) -> None:
-    """Encode tensors one at a time (values may be produced lazily by an
-    iterable) into ``path``; ``progress`` is called with each name when done."""
+    """Encode tensors one at a time into ``path``. ``tensors`` is a mapping or
+    an iterable of ``(name, value)`` / ``(name, array, dtype)`` (values may be
+    produced lazily); ``progress(name, nbytes)`` is called after each tensor."""
     recipe = get_recipe(recipe)
     meta = dict(metadata or {})
     meta["wcodec.recipe"] = recipe.name
     with Writer(path, meta) as writer:
-        for name, value in iter_tensors(tensors):
-            array, dtype = as_array(value)
-            pipeline = recipe.pipeline_for(name, ArraySpec(array.shape, dtype))
+        for name, array, dtype, pipeline in _plan(recipe, _items(tensors)):
             writer.add_tensor(name, array, pipeline, dtype)
             if progress is not None:
                 progress(name, array.nbytes)

@@ -28,9 +28,8 @@ from .recipes import RECIPES, get_recipe
 PROG = "wcodec"
 
 # stats columns shown by ``info``, in this order; other stats follow by name
-KNOWN_STATS = ["sparsity", "density", "nonzeros", "clusters", "levels", "bits", "group_size",
-               "entropy_bpw", "entropy_bits_per_weight", "entropy_bound_bpw",
-               "false_positives", "false_positive_rate", "max_error", "rmse"]
+KNOWN_STATS = ["pruned", "sparsity", "clusters", "levels", "entropy_bpw",
+               "false_positives", "false_positive_rate", "max_error"]
 
 # CLI knob -> codec option name
 KNOBS = {"sparsity": "sparsity", "bits": "bits", "group_size": "group_size"}
@@ -181,12 +180,16 @@ def file_info(path: str) -> dict[str, Any]:
         file_bytes = os.path.getsize(path)
         tensors = []
         for info in reader.infos():
+            stats = dict(info.stats)
+            if "entropy_bits" in stats:  # order-0 bound of the coded symbols, per weight
+                bits = stats.pop("entropy_bits")
+                stats["entropy_bpw"] = bits / info.numel if info.numel else 0.0
             tensors.append({
                 "name": info.name, "shape": list(info.shape), "dtype": info.dtype,
                 "pipeline": info.pipeline, "pipeline_text": pipeline_text(info.pipeline),
                 "numel": info.numel, "decoded_bytes": info.nbytes,
                 "stored_bytes": info.stored_bytes, "bits_per_weight": info.bits_per_weight,
-                "streams": len(info.streams), "stats": dict(info.stats),
+                "streams": len(info.streams), "stats": stats,
             })
         numel = sum(t["numel"] for t in tensors)
         decoded = sum(t["decoded_bytes"] for t in tensors)

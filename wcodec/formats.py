@@ -21,7 +21,6 @@ import contextlib
 import json
 import mmap
 import os
-import signal
 import struct
 import tempfile
 import time
@@ -32,8 +31,10 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from . import dtypes
+from .api import write_tensors
 from .codecs.base import ArraySpec
-from .container import Reader, Writer
+from .container import Reader
+from .container.writer import SigintHold
 from .errors import ConfigError, FormatError, InputError, WcodecError
 from .pipeline import Pipeline
 from .recipes import Recipe, get_recipe
@@ -496,35 +497,6 @@ def _sources(tensors: Any) -> list[TensorSource]:
     return out
 
 
-class _SigintHold:
-    """Hold Ctrl-C back while a temp file is created and its clean-up is put in
-    place: a SIGINT that arrives meanwhile is recorded and raised again by
-    ``release()`` (call it inside the block that removes the temp file on
-    failure). Only the main thread can change signal handlers; elsewhere this
-    does nothing."""
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.installed = False
-        try:
-            self.old = signal.getsignal(signal.SIGINT)
-            if self.old is not None:  # None: a handler set from C, which we could not restore
-                signal.signal(signal.SIGINT, self._record)
-                self.installed = True
-        except (ValueError, OSError, AttributeError):  # not the main thread
-            pass
-
-    def _record(self, signum, frame) -> None:
-        self.pending = True
-
-    def release(self) -> None:
-        if self.installed:
-            self.installed = False
-            signal.signal(signal.SIGINT, self.old)
-            if self.pending:
-                signal.raise_signal(signal.SIGINT)  # through the restored handler
-
-
 @contextlib.contextmanager
 def _atomic_file(path: str):
     """A binary file open on a temp file next to ``path``; renamed over
@@ -533,7 +505,7 @@ def _atomic_file(path: str):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InputError(f"cannot write {path}: directory {directory} does not exist")
-    hold = _SigintHold()
+    hold = SigintHold()
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                    dir=directory)
@@ -566,21 +538,6 @@ def _atomic_file(path: str):
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
-
-
-@contextlib.contextmanager
-def _open_writer(path: str, metadata: dict[str, str]):
-    """``Writer(path, metadata)`` entered as a context manager, with Ctrl-C held
-    back until the writer's clean-up is in place (no temp file left behind)."""
-    hold = _SigintHold()
-    try:
-        writer = Writer(path, metadata)
-    except BaseException:
-        hold.release()
-        raise
-    with writer:
-        hold.release()
-        yield writer
 
 
 def write_safetensors(path: str | os.PathLike, tensors: Any,
@@ -756,15 +713,14 @@ def pack_file(src: str | os.PathLike, dst: str | os.PathLike,
         meta["wcodec.recipe"] = recipe.name
         meta["wcodec.source"] = os.path.basename(src)
         meta.update(user_meta)
-        with _open_writer(dst, meta) as writer:
-            for name, array, dtype in weights:
-                pipeline = recipe.pipeline_for(name, ArraySpec(tuple(array.shape), dtype))
-                writer.add_tensor(name, array, pipeline, dtype)
-                count += 1
-                decoded += array.nbytes
-                if progress is not None:
-                    progress(name, array.nbytes)
-                del array
+        def counted(name: str, nbytes: int) -> None:
+            nonlocal count, decoded
+            count += 1
+            decoded += nbytes
+            if progress is not None:
+                progress(name, nbytes)
+
+        write_tensors(weights, dst, recipe, meta, progress=counted)
     return PackResult(src, dst, count, os.path.getsize(src), decoded, os.path.getsize(dst),
                       time.perf_counter() - start)
 

@@ -2,6 +2,7 @@
 then bytes->bytes stages (the Zarr v3 codec chain)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -12,6 +13,16 @@ from .errors import ConfigError, FormatError
 
 MAX_STAGES = 16
 DATA_STREAM = "data"
+
+
+@dataclass
+class Encoded:
+    """What ``Pipeline.encode`` produces for one tensor."""
+
+    data: bytes
+    streams: dict[str, bytes]
+    stats: dict[str, float]
+    pipeline: "Pipeline"
 
 
 class Pipeline:
@@ -59,24 +70,36 @@ class Pipeline:
         self.coder.resolve(spec)  # lets the coder refuse dtypes it cannot code
         return out
 
-    def encode(self, array: np.ndarray, spec: ArraySpec) -> tuple[bytes, dict[str, bytes], dict]:
-        """Run the pipeline; returns (data stream, side streams by name, stats)."""
+    def encode(self, array: np.ndarray, spec: ArraySpec) -> "Encoded":
+        """Run the pipeline. An encoder-only coder (``auto``) is replaced by the
+        candidate giving the smallest data stream; ``Encoded.pipeline`` is the
+        pipeline actually applied, which is what the file must record."""
         specs = self.specs(spec)
         streams: dict[str, bytes] = {}
         stats: dict[str, float] = {}
         value: Any = array
-        for i, codec in enumerate(self.transforms + [self.coder]):
+        for i, codec in enumerate(self.transforms):
             side = SideStreams()
             value = codec.encode(value, specs[i], side)
             stats.update(side.stats)
             for name, blob in side.items():
                 streams[f"{i}.{name}"] = bytes(as_bytes(blob))
-        for codec in self.byte_stages:
+        coders = self.coder.coders() if self.coder.encoder_only else [self.coder]
+        best = None
+        for coder in coders:
             side = SideStreams()
-            value = codec.encode(value, specs[-1], side)
+            data = coder.encode(value, specs[-1], side)
             if side:
-                raise ConfigError(f"{codec.codec_id}: bytes->bytes codecs cannot write side streams")
-        return bytes(as_bytes(value)), streams, stats
+                raise ConfigError(f"{coder.codec_id}: array->bytes codecs cannot write side streams")
+            for stage in self.byte_stages:
+                data = stage.encode(data, specs[-1], SideStreams())
+            data = bytes(as_bytes(data))
+            if best is None or len(data) < len(best[0]):
+                best = (data, coder, side.stats)
+        data, coder, coder_stats = best
+        stats.update(coder_stats)
+        applied = self if coder is self.coder else Pipeline(self.transforms + [coder] + self.byte_stages)
+        return Encoded(data, streams, stats, applied)
 
     def decode(self, data: Any, streams: dict[str, Any], spec: ArraySpec) -> np.ndarray:
         """Invert ``encode``; the result has exactly ``spec``'s shape and dtype."""

@@ -92,15 +92,41 @@ def _cast_then_bytegroup(dtype: str) -> list[Rule]:
             Rule([{"id": "bytegroup"}])]
 
 
-RECIPES: dict[str, Recipe] = {
-    "lossless": Recipe("lossless", [Rule([{"id": "bytegroup"}])],
-                       "bit-exact: byte planes of every tensor, each zstd-coded (ZipNN-style)"),
-    "raw": Recipe("raw", [Rule(RAW)], "bit-exact, uncompressed (memory-mappable streams)"),
-    "fp16": Recipe("fp16", _cast_then_bytegroup("float16"),
-                   "float32/float64 tensors cast to float16, then bytegroup; others lossless"),
-    "bf16": Recipe("bf16", _cast_then_bytegroup("bfloat16"),
-                   "float32/float64 tensors cast to bfloat16, then bytegroup; others lossless"),
-}
+# Lossy recipes touch only weight matrices/kernels/embeddings (>= 2-D, >= 4096
+# elements); biases, norms and small tensors stay lossless (bytegroup).
+MIN_LOSSY_SIZE = 4096
+
+
+def _lossy(pipeline: list[dict]) -> list[Rule]:
+    return [Rule(pipeline, dtypes=["float"], min_size=MIN_LOSSY_SIZE, min_ndim=2),
+            Rule([{"id": "bytegroup"}])]
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("lossless", [Rule([{"id": "bytegroup"}])],
+           "bit-exact: byte planes of every tensor, each zstd-coded (ZipNN-style)"),
+    Recipe("raw", [Rule(RAW)], "bit-exact, uncompressed (memory-mappable streams)"),
+    Recipe("fp16", _cast_then_bytegroup("float16"),
+           "float32/float64 tensors cast to float16, then bytegroup; others lossless"),
+    Recipe("bf16", _cast_then_bytegroup("bfloat16"),
+           "float32/float64 tensors cast to bfloat16, then bytegroup; others lossless"),
+    Recipe("int8", _lossy([{"id": "quantize", "bits": 8, "granularity": "channel"},
+                           {"id": "huffman"}]),
+           "8-bit symmetric per-output-channel quantization of weight matrices, Huffman-coded"),
+    Recipe("int4", _lossy([{"id": "quantize", "bits": 4, "granularity": "group", "group_size": 64},
+                           {"id": "bitpack", "bits": 4}]),
+           "4-bit symmetric quantization per group of 64 weights (float32 scale each), "
+           "bit-packed for fast loading"),
+    Recipe("deep-compression", _lossy([{"id": "prune", "sparsity": 0.9},
+                                       {"id": "cluster", "bits": 5},
+                                       {"id": "auto", "candidates": ["huffman", "zerorun", "sparse"]}]),
+           "Deep Compression: magnitude pruning (90%), 32-cluster k-means weight sharing, then the "
+           "smallest of Huffman / zero-run / relative-index coding per tensor"),
+    Recipe("auto", _lossy([{"id": "quantize", "mode": "step", "step_ratio": 0.25},
+                           {"id": "auto"}]),
+           "entropy-constrained scalar quantization (step = 0.25 x row std), then the smallest "
+           "exact coding of the levels among huffman/zerorun/sparse/bitpack"),
+]}
 
 
 def _rule_from_dict(obj: Any, where: str) -> Rule:

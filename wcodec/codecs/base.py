@@ -80,6 +80,7 @@ class Codec:
     lossy: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
     side_streams: ClassVar[tuple[str, ...]] = ()  # names of the side streams it may write
+    encoder_only: ClassVar[bool] = False  # True: resolved to another codec before writing
 
     def __init__(self, **config: Any) -> None:
         for key in config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import tempfile
 import zlib
 from typing import Any
@@ -37,6 +38,35 @@ def _check_metadata(metadata: dict | None) -> dict[str, str]:
     return metadata
 
 
+class SigintHold:
+    """Hold Ctrl-C back while a temp file is created and its clean-up is put in
+    place: a SIGINT that arrives meanwhile is recorded and raised again by
+    ``release()`` (call it inside the block that removes the temp file on
+    failure). Only the main thread can change signal handlers; elsewhere this
+    does nothing."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.installed = False
+        try:
+            self.old = signal.getsignal(signal.SIGINT)
+            if self.old is not None:  # None: a handler set from C, which we could not restore
+                signal.signal(signal.SIGINT, self._record)
+                self.installed = True
+        except (ValueError, OSError, AttributeError):  # not the main thread
+            pass
+
+    def _record(self, signum, frame) -> None:
+        self.pending = True
+
+    def release(self) -> None:
+        if self.installed:
+            self.installed = False
+            signal.signal(signal.SIGINT, self.old)
+            if self.pending:
+                signal.raise_signal(signal.SIGINT)  # through the restored handler
+
+
 class Writer:
     """Write a .wcodec file. Use as a context manager::
 
@@ -53,10 +83,15 @@ class Writer:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise InputError(f"cannot write {self.path}: directory {directory} does not exist")
-        fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".",
-                                         suffix=".tmp", dir=directory)
+        hold = SigintHold()  # Ctrl-C must not land between mkstemp and its clean-up
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".",
+                                             suffix=".tmp", dir=directory)
+        except BaseException:
+            hold.release()
+            raise
         self._file = None
-        try:  # even a KeyboardInterrupt here must not leave the temp file behind
+        try:
             self._file = os.fdopen(fd, "wb")
             self._file.write(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION_MAJOR, fmt.VERSION_MINOR, 0,
                                              bytes(48)))
@@ -66,11 +101,17 @@ class Writer:
             else:
                 self._file.close()
             os.unlink(self._tmp)
+            hold.release()
             raise
         self._pos = fmt.HEADER.size
         self._records: list[dict[str, Any]] = []
         self._names: set[str] = set()
         self._done = False
+        try:
+            hold.release()  # a Ctrl-C held back above is raised here, with clean-up in place
+        except BaseException:
+            self.abort()
+            raise
 
     def add_tensor(self, name: str, array: np.ndarray, pipeline: Pipeline,
                    dtype: str | None = None) -> dict[str, Any]:
@@ -89,9 +130,10 @@ class Writer:
             raise InputError(f"{name}: {array.ndim} dimensions, at most {fmt.MAX_NDIM} supported")
         spec = ArraySpec(tuple(int(d) for d in array.shape), dtype)
         try:
-            data, side, stats = pipeline.encode(dtypes.to_storage(array, dtype), spec)
+            encoded = pipeline.encode(dtypes.to_storage(array, dtype), spec)
         except WcodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
+        data, side, stats = encoded.data, encoded.streams, encoded.stats
         if len(side) + 1 > fmt.MAX_STREAMS or not all(fmt.STREAM_NAME.match(k) for k in side):
             raise InputError(f"{name}: bad side streams {sorted(side)} from {pipeline.describe()}")
         streams = []
@@ -99,7 +141,7 @@ class Writer:
             streams.append({"name": stream_name, "offset": self._write_aligned(blob),
                             "length": len(blob), "crc32": zlib.crc32(blob)})
         record = {"name": name, "dtype": dtype, "shape": list(spec.shape),
-                  "pipeline": pipeline.get_config(), "streams": streams}
+                  "pipeline": encoded.pipeline.get_config(), "streams": streams}
         stats = {k: float(v) for k, v in stats.items() if math.isfinite(v)}
         if stats:
             record["stats"] = stats

@@ -1,0 +1,26 @@
+"""``huffman``: canonical, length-limited Huffman coding of integer symbols in
+many independent lanes decoded in lockstep (``wcodec.kernels.huffman``).
+Signed values are zigzag-mapped; symbols >= 4095 are escaped (see
+``intcoding``). Bytes: ``spec/codecs/huffman.md``."""
+from __future__ import annotations
+
+from . import intcoding
+from .base import ARRAY_TO_BYTES, Codec, register
+
+
+@register
+class Huffman(Codec):
+    codec_id = "huffman"
+    kind = ARRAY_TO_BYTES
+
+    def resolve(self, spec):
+        intcoding.check_integer(spec, "huffman")
+        return spec
+
+    def encode(self, value, spec, side):
+        symbols = intcoding.to_symbols(value, spec)
+        intcoding.symbol_stats(symbols, side.stats)
+        return intcoding.encode_symbols(symbols)
+
+    def decode(self, value, spec, side):
+        return intcoding.from_symbols(intcoding.decode_symbols(value, spec.size), spec)
