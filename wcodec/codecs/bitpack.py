@@ -3,9 +3,29 @@ entropy coder must beat. Signed values are zigzag-mapped first (see
 ``intcoding``). Bytes: ``spec/codecs/bitpack.md``."""
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import FormatError, TruncatedError
 from ..kernels import bitpack
 from . import intcoding
-from .base import ARRAY_TO_BYTES, Codec, Param, register
+from .base import ARRAY_TO_BYTES, ArraySpec, Codec, Param, as_bytes, register
+
+
+@lru_cache(maxsize=None)
+def _byte_table(bits: int, dtype: str) -> np.ndarray:
+    """For widths 1/2/4 and one-byte dtypes: the decoded values of the 8/bits
+    symbols in each possible byte, as one wide word per byte (a single gather
+    then unpacks and un-zigzags a whole stream)."""
+    per = 8 // bits
+    codes = np.arange(256, dtype=np.uint8)
+    symbols = np.stack([(codes >> (bits * i)) & ((1 << bits) - 1) for i in range(per)], axis=1)
+    symbols = symbols.reshape(-1)
+    if dtype == "int8":
+        symbols = intcoding.from_symbols(symbols, ArraySpec(symbols.shape, dtype))
+    return np.ascontiguousarray(symbols).view(f"<u{per}").reshape(256)
 
 
 @register
@@ -25,4 +45,26 @@ class BitPack(Codec):
         return bitpack.encode_stream(symbols, self.bits)
 
     def decode(self, value, spec, side):
+        buf = as_bytes(value)
+        bits = self.bits
+        if bits is None and len(buf):
+            bits, buf = buf[0], buf[1:]
+        if bits in (1, 2, 4) and dtypes.get(spec.dtype).itemsize == 1:
+            return self._decode_bytes(np.frombuffer(buf, np.uint8), bits, spec)
         return intcoding.from_symbols(bitpack.decode_stream(value, spec.size, self.bits), spec)
+
+    @staticmethod
+    def _decode_bytes(raw: np.ndarray, bits: int, spec: ArraySpec) -> np.ndarray:
+        n = spec.size
+        if raw.size != -(-n * bits // 8):
+            raise (TruncatedError if raw.size < -(-n * bits // 8) else FormatError)(
+                f"bitpack: {raw.size} bytes for {n} symbols of {bits} bits")
+        tail = n * bits % 8
+        if tail and raw[-1] >> tail:
+            raise FormatError("bitpack: non-zero padding bits")
+        out = _byte_table(bits, spec.dtype)[raw].view(np.uint8)[:n]
+        if spec.dtype == "bool":
+            if out.size and out.max() > 1:
+                raise FormatError("bool tensor decoded a symbol other than 0/1")
+            return out.view(np.bool_).reshape(spec.shape)
+        return out.view(dtypes.get(spec.dtype).numpy).reshape(spec.shape)

@@ -422,18 +422,21 @@ def dequantize(result) -> np.ndarray:
     if isinstance(result, QuantResult):
         rows, gran, ax = _result_rows(result.q, result.granularity, result.axis,
                                       result.group_size)
-        out = rows.astype(np.float32)
-        if result.zero_point is not None:
-            out -= _unit_param(result.zero_point, rows.shape[0], "zero_point")
         scale = _unit_param(result.scale, rows.shape[0], "scale")
+        out = np.empty(rows.shape, dtype=np.float32)
         with np.errstate(over="ignore"):
-            out *= scale
+            if result.zero_point is not None:
+                np.subtract(rows, _unit_param(result.zero_point, rows.shape[0], "zero_point"),
+                            out=out)
+                out *= scale
+            else:  # one fused pass: int levels times float32 scales
+                np.multiply(rows, scale, out=out)
         _clip_f32_range(out, scale, 255)
         return _unrows(out, np.shape(result.q), gran, ax)
     if isinstance(result, TernaryResult):
         rows, gran, ax = _result_rows(result.q, result.granularity, result.axis, None)
-        out = rows.astype(np.float32)
-        out *= _unit_param(result.scale, rows.shape[0], "scale")
+        out = np.empty(rows.shape, dtype=np.float32)
+        np.multiply(rows, _unit_param(result.scale, rows.shape[0], "scale"), out=out)
         return _unrows(out, np.shape(result.q), gran, ax)
     if isinstance(result, StepResult):
         gran = "tensor" if result.axis is None else "channel"
