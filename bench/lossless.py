@@ -15,9 +15,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 
+import numpy as np
 import torch
 import zstandard
 
@@ -38,6 +40,19 @@ def timed(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def machine_info() -> dict:
+    """Where a result was measured: machine, versions and the git commit."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.uname().processor,
+            "cpus": os.cpu_count(), "numpy": np.__version__, "torch": torch.__version__,
+            "wcodec": wcodec.__version__, "commit": commit}
 
 
 def main(argv=None) -> int:
@@ -96,15 +111,13 @@ def main(argv=None) -> int:
                      f"| {r['ratio_vs_zstd19']:.1%} | {f(r['encode_s'], '.1f')} "
                      f"| {f(r['decode_MBps'], '.0f')} "
                      f"| {f(r['load_model_s'] and r['load_model_s'] * 1e3, '.1f')} "
-                     f"| {f(r['load_vs_safetensors'], '.2f')}x | {'yes' if r['exact'] else 'no'} |")
+                     f"| {f(r['load_vs_safetensors'], '.2f')}{'x' if r['load_vs_safetensors'] else ''} "
+                     f"| {'yes' if r['exact'] else 'no'} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.out, exist_ok=True)
-    machine = {"python": platform.python_version(), "machine": platform.machine(),
-               "processor": platform.processor(), "cpus": os.cpu_count(),
-               "torch": torch.__version__, "wcodec": wcodec.__version__}
     with open(os.path.join(args.out, "lossless.json"), "w") as f:
-        json.dump({"machine": machine, "rows": rows}, f, indent=1)
+        json.dump({"machine": machine_info(), "rows": rows}, f, indent=1)
     with open(os.path.join(args.out, "lossless.md"), "w") as f:
         f.write("all-MiniLM-L6-v2, torch threads = 1, warm page cache, median of "
                 f"{args.repeat} runs.\n\n{table}\n")
