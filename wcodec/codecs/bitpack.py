@@ -11,7 +11,7 @@ from .. import dtypes
 from ..errors import FormatError, TruncatedError
 from ..kernels import bitpack
 from . import intcoding
-from .base import ARRAY_TO_BYTES, ArraySpec, Codec, Param, as_bytes, register
+from .base import ArraySpec, Param, as_bytes, register
 
 
 @lru_cache(maxsize=None)
@@ -29,15 +29,11 @@ def _byte_table(bits: int, dtype: str) -> np.ndarray:
 
 
 @register
-class BitPack(Codec):
+class BitPack(intcoding.IntegerCoder):
     codec_id = "bitpack"
-    kind = ARRAY_TO_BYTES
     params = {"bits": Param((int,), None, lambda v: 1 <= v <= 32,
                             "1..32; omitted: the minimum width, stored in a 1-byte header")}
 
-    def resolve(self, spec):
-        intcoding.check_integer(spec, "bitpack")
-        return spec
 
     def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)

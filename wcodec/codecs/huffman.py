@@ -5,17 +5,12 @@ Signed values are zigzag-mapped; symbols >= 4095 are escaped (see
 from __future__ import annotations
 
 from . import intcoding
-from .base import ARRAY_TO_BYTES, Codec, register
+from .base import register
 
 
 @register
-class Huffman(Codec):
+class Huffman(intcoding.IntegerCoder):
     codec_id = "huffman"
-    kind = ARRAY_TO_BYTES
-
-    def resolve(self, spec):
-        intcoding.check_integer(spec, "huffman")
-        return spec
 
     def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ConfigError, FormatError
 from ..kernels import bitpack, huffman
-from .base import ArraySpec, as_bytes
+from .base import ARRAY_TO_BYTES, ArraySpec, Codec, as_bytes
 
 ESCAPE = 4095  # symbols >= ESCAPE are escaped; keeps Huffman tables small
 _U64 = struct.Struct("<Q")
@@ -27,6 +27,16 @@ def check_integer(spec: ArraySpec, who: str) -> None:
     if dt.is_float:
         raise ConfigError(f"{who} codes integer symbols; put a quantize or cluster codec before it "
                           f"for a {spec.dtype} tensor")
+
+
+class IntegerCoder(Codec):
+    """Base of the array->bytes coders of integer/bool symbols."""
+
+    kind = ARRAY_TO_BYTES
+
+    def resolve(self, spec: ArraySpec) -> ArraySpec:
+        check_integer(spec, self.codec_id)
+        return spec
 
 
 def to_symbols(array: np.ndarray, spec: ArraySpec) -> np.ndarray:

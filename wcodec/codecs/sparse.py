@@ -12,21 +12,17 @@ import struct
 from ..errors import FormatError
 from ..kernels import sparse
 from . import intcoding
-from .base import ARRAY_TO_BYTES, Codec, Param, as_bytes, register
+from .base import Param, as_bytes, register
 
 _HEAD = struct.Struct("<BQQ")
 
 
 @register
-class Sparse(Codec):
+class Sparse(intcoding.IntegerCoder):
     codec_id = "sparse"
-    kind = ARRAY_TO_BYTES
     params = {"index_bits": Param((int,), None, lambda v: 1 <= v <= 32,
                                   "1..32; omitted: chosen per tensor to minimise size")}
 
-    def resolve(self, spec):
-        intcoding.check_integer(spec, "sparse")
-        return spec
 
     def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)

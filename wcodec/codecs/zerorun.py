@@ -12,19 +12,14 @@ import struct
 from ..errors import FormatError
 from ..kernels import zerorun
 from . import intcoding
-from .base import ARRAY_TO_BYTES, Codec, as_bytes, register
+from .base import as_bytes, register
 
 _U64 = struct.Struct("<Q")
 
 
 @register
-class ZeroRun(Codec):
+class ZeroRun(intcoding.IntegerCoder):
     codec_id = "zerorun"
-    kind = ARRAY_TO_BYTES
-
-    def resolve(self, spec):
-        intcoding.check_integer(spec, "zerorun")
-        return spec
 
     def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)
