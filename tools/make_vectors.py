@@ -13,7 +13,17 @@ tensors, and the sha256 of the ``.wcodec`` file.
 
 Adding a codec = adding one ``Vector(...)`` entry to ``VECTORS`` below (and
 running this script). ``tests/test_vectors.py`` fails while a registered codec
-id is not used by any vector.
+id is not used by any vector (encoder-only ids such as ``auto`` excepted: they
+never appear in a file).
+
+Expected arrays of lossy transforms (``prune``, ``cluster``, ``quantize``) are
+``expected=DECODED``: the vector *fixes the decoding* the current decoder
+gives for the stored levels, indices, codebooks and scales (not the encoder's
+choices, which may improve). Every such tensor is cross-checked here against an
+independent numpy implementation of the decoding formulas of spec/codecs/
+(:func:`independent_decode`: codebook lookup, dequantisation with explicit unit
+indices, float conversions), and prune tensors also against an independent
+magnitude-pruning mask of the input (:func:`pruned`).
 
 Everything here is deterministic: the input data come from PCG64 raw bits
 (stable across numpy versions) and plain IEEE arithmetic, the .npz files are
@@ -43,7 +53,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import wcodec  # noqa: E402
-from wcodec.codecs import codec_ids  # noqa: E402
+from wcodec.codecs import codec_class, codec_ids  # noqa: E402
 from wcodec.container import format as fmt  # noqa: E402
 
 VECTOR_DIR = os.path.join(ROOT, "spec", "vectors")
@@ -52,6 +62,12 @@ FORMAT_MD = os.path.join(ROOT, "spec", "FORMAT.md")
 EXAMPLE_VECTOR = "tiny"  # its hex dump and TOC are pasted into spec/FORMAT.md
 EXAMPLE_BEGIN = "<!-- BEGIN GENERATED: tiny.wcodec (tools/make_vectors.py) -->"
 EXAMPLE_END = "<!-- END GENERATED -->"
+
+
+def file_codec_ids() -> list[str]:
+    """Registered codec ids that can appear in a file: all but the encoder-only
+    ones (``auto``), which the writer replaces before writing."""
+    return [c for c in codec_ids() if not getattr(codec_class(c), "encoder_only", False)]
 
 
 # ---------------------------------------------------------------------------
@@ -66,14 +82,17 @@ class Tensor:
     array: np.ndarray                      # writer input (bfloat16: uint16 bit patterns)
     pipeline: list[dict[str, Any]]
     dtype: str | None = None               # wcodec dtype; default: derived from array
-    expected: np.ndarray | None = None     # decoded result when lossy; default: array
+    expected: Any = None                   # decoded result when lossy; default: array;
+                                           # DECODED: what the decoder gives (cross-checked)
+    check: Callable[[np.ndarray], np.ndarray] | None = None  # extra independent expectation
 
     def __post_init__(self):
         self.array = np.asarray(self.array)
         self.dtype = self.dtype or wcodec.dtypes.name_of(self.array)
         if self.expected is None:
             self.expected = self.array
-        self.expected = np.array(self.expected, order="C")  # (ascontiguousarray makes 0-d 1-d)
+        if not isinstance(self.expected, str):
+            self.expected = np.array(self.expected, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 @dataclass
@@ -87,19 +106,34 @@ class Vector:
     patch: Callable[[bytearray, dict], None] | None = None
 
 
-def T(name, array, *pipeline, dtype=None, expected=None) -> Tensor:
+# Tensor.expected for lossy transforms: the array the current decoder produces
+# (checked against independent_decode, and Tensor.check when given).
+DECODED = "decoded"
+
+_MAIN_OPTION = {"cast": "dtype", "bitpack": "bits", "sparse": "index_bits", "cluster": "bits",
+                "quantize": "bits", "prune": "sparsity"}
+
+
+def T(name, array, *pipeline, dtype=None, expected=None, check=None) -> Tensor:
     """Shorthand: ``T("w", array, "cast:float16", "raw")``; a string stage is
-    ``id`` or ``id:value`` for the codec's single main option."""
+    ``id`` or ``id:value`` for the codec's single main option (``level`` unless
+    listed in ``_MAIN_OPTION``); a dict stage is a full codec config."""
     stages = []
     for stage in pipeline:
         if isinstance(stage, str):
             cid, _, value = stage.partition(":")
             stage = {"id": cid}
             if value:
-                key = {"cast": "dtype"}.get(cid, "level")
-                stage[key] = value if key == "dtype" else int(value)
+                key = _MAIN_OPTION.get(cid, "level")
+                stage[key] = value if key == "dtype" else (
+                    float(value) if key == "sparsity" else int(value))
         stages.append(stage)
-    return Tensor(name, array, stages, dtype, expected)
+    return Tensor(name, array, stages, dtype, expected, check)
+
+
+def Q(**options) -> dict[str, Any]:
+    """A quantize stage config."""
+    return {"id": "quantize", **options}
 
 
 # -- deterministic data --------------------------------------------------
@@ -226,6 +260,185 @@ def _cast_f16_inputs():
     return f32_of_bits([a for a, _ in CAST_F16_TABLE]), widen_f16([b for _, b in CAST_F16_TABLE])
 
 
+# -- independent reference decoding of the lossy transforms ------------------
+# Written from spec/codecs/{prune,cluster,quantize,cast}.md, sharing no code with
+# wcodec.codecs or wcodec.kernels (only the lossless coder and bytes stages of a
+# pipeline are undone with the library, their own vectors check those).
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def to_float_dtype(v32: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 values -> the carrier of a float dtype (FORMAT/cast.md conv)."""
+    v32 = np.asarray(v32, np.float32)
+    if dtype == "float32":
+        return v32
+    if dtype == "float64":
+        return v32.astype(np.float64)
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return v32.astype(np.float16)
+    if dtype == "bfloat16":
+        return bf16([bf16_round(int(b)) for b in v32.reshape(-1).view(np.uint32)]
+                    ).reshape(v32.shape)
+    raise ValueError(dtype)
+
+
+def from_float_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
+    """A float dtype's carrier -> float32 (exact except float64 -> float32)."""
+    if dtype == "bfloat16":
+        return widen_bf16(np.asarray(x).reshape(-1)).reshape(np.shape(x))
+    return np.asarray(x).astype(np.float32)
+
+
+def ref_resolve(cfg: dict, dtype: str) -> str:
+    """Output dtype of an array->array stage (the codec pages' resolve rules)."""
+    cid = cfg["id"]
+    if cid == "prune":
+        return dtype
+    if cid == "cast":
+        return cfg["dtype"]
+    if cid == "cluster":
+        return "uint8"
+    if cid == "quantize":
+        mode = cfg.get("mode", "uniform")
+        if mode == "step":
+            return "int32"
+        return "uint8" if mode == "uniform" and cfg.get("scheme") == "affine" else "int8"
+    raise ValueError(cid)
+
+
+def ref_side_streams(cfg: dict) -> set[str]:
+    """The side streams a stage writes, per its codec page."""
+    if cfg["id"] == "cluster":
+        return {"codebook"}
+    if cfg["id"] == "quantize":
+        mode = cfg.get("mode", "uniform")
+        if mode == "step":
+            return {"step"}
+        if mode == "uniform" and cfg.get("scheme") == "affine":
+            return {"scale", "zero_point"}
+        return {"scale"}
+    return set()
+
+
+def unit_of_elements(cfg: dict, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """quantize.md: the unit (row of scale/zero_point/step) of every element in
+    C order, and the number of units."""
+    n = int(np.prod(shape, dtype=np.int64))
+    gran = cfg.get("granularity", "channel")
+    if gran == "tensor":
+        return np.zeros(n, np.intp), 1
+    if gran == "group":
+        g = cfg.get("group_size", 64)
+        return np.arange(n) // g, -(-n // g)
+    if not shape:
+        return np.zeros(1, np.intp), 1
+    axis = cfg.get("axis", 0)
+    if not -len(shape) <= axis < len(shape):
+        raise SystemExit(f"axis {axis} out of range for shape {shape}")
+    axis %= len(shape)
+    return np.indices(shape)[axis].reshape(-1), shape[axis]
+
+
+def f32_stream(blob: bytes, count: int, what: str) -> np.ndarray:
+    if len(blob) != 4 * count:
+        raise SystemExit(f"{what}: {len(blob)} bytes, expected {4 * count}")
+    return np.frombuffer(blob, "<f4").astype(np.float32)
+
+
+def ref_dequantize(cfg: dict, levels: np.ndarray, side: Callable[[str], bytes]) -> np.ndarray:
+    """quantize.md, decoding: float32 values of the tensor's shape."""
+    mode = cfg.get("mode", "uniform")
+    unit, units = unit_of_elements(cfg, levels.shape)
+    q = levels.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mode == "uniform":
+            scale = f32_stream(side("scale"), units, "scale")[unit]
+            if cfg.get("scheme") == "affine":
+                zp = np.frombuffer(side("zero_point"), np.uint8)
+                assert zp.size == units
+                qf = q.astype(np.float32) - zp[unit].astype(np.float32)   # exact
+            else:
+                qf = q.astype(np.float32)
+            v = qf * scale                                   # one float32 rounding
+            v = np.where(np.isinf(v), np.copysign(np.float32(F32_MAX), v), v)
+        elif mode == "ternary":
+            v = q.astype(np.float32) * f32_stream(side("scale"), units, "scale")[unit]
+        else:
+            p = q.astype(np.float64) * f32_stream(side("step"), units, "step")[unit].astype(
+                np.float64)                                  # rounded to float64 ...
+            v = np.clip(p, -F32_MAX, F32_MAX).astype(np.float32)  # ... then to float32
+    return np.asarray(v, np.float32).reshape(levels.shape)
+
+
+def independent_decode(reader, name: str) -> np.ndarray:
+    """Decode tensor ``name`` with the library only for its lossless coder and
+    bytes stages, and this file's own formulas for the array->array stages."""
+    from wcodec.codecs import ARRAY_TO_BYTES, ArraySpec, codec_class
+    info = reader.info(name)
+    configs = info.pipeline
+    a = [codec_class(c["id"]).kind for c in configs].index(ARRAY_TO_BYTES)
+    dts = [info.dtype]
+    for cfg in configs[:a]:
+        dts.append(ref_resolve(cfg, dts[-1]))
+    present = {s.name for s in info.streams}
+    declared = {"data"} | {f"{j}.{n}" for j, cfg in enumerate(configs[:a])
+                           for n in ref_side_streams(cfg)}
+    if present != declared:
+        raise SystemExit(f"tensor {name!r}: streams {sorted(present)}, the pages say "
+                         f"{sorted(declared)}")
+    shape = tuple(info.shape)
+    coder = wcodec.Pipeline(configs[a:])
+    x = coder.decode(reader.read_stream(name, "data"), {}, ArraySpec(shape, dts[a]))
+    for j in range(a - 1, -1, -1):
+        cfg = configs[j]
+
+        def side(n, j=j):
+            return bytes(reader.read_stream(name, f"{j}.{n}"))
+        if cfg["id"] == "prune":
+            continue                                   # the identity
+        if cfg["id"] == "cast":
+            x = to_float_dtype(from_float_dtype(x, cfg["dtype"]), dts[j])
+        elif cfg["id"] == "cluster":
+            k = 2 ** cfg.get("bits", 4)
+            codebook = f32_stream(side("codebook"), k, "codebook")
+            assert x.dtype == np.uint8 and (x.size == 0 or int(x.max()) < k)
+            x = to_float_dtype(codebook[x.astype(np.intp)], dts[j])
+        elif cfg["id"] == "quantize":
+            x = to_float_dtype(ref_dequantize(cfg, x, side), dts[j])
+        else:
+            raise SystemExit(f"no independent decoder for {cfg['id']!r}")
+    return np.array(x, order="C").reshape(shape)
+
+
+def pruned(x: np.ndarray, dtype: str | None = None, *, sparsity=None, threshold=None,
+           structure="none", axis=0, norm="l1") -> np.ndarray:
+    """Independent magnitude pruning (prune.md, encoder): ``x`` with the pruned
+    weights set to +0 (bit pattern 0)."""
+    dtype = dtype or wcodec.dtypes.name_of(x)
+    mag = np.abs(from_float_dtype(x, dtype).astype(np.float64))
+    if structure == "channels":
+        axis %= x.ndim
+        rows = np.moveaxis(mag, axis, 0).reshape(x.shape[axis], -1)
+        score = rows.sum(axis=1) if norm == "l1" else np.square(rows).sum(axis=1)
+        k = int(np.floor(sparsity * score.size + 1e-9))
+        keep_rows = np.ones(score.size, bool)
+        keep_rows[np.argsort(score, kind="stable")[:k]] = False
+        shape = [1] * x.ndim
+        shape[axis] = score.size
+        keep = np.broadcast_to(keep_rows.reshape(shape), x.shape)
+    elif threshold is not None:
+        keep = mag > threshold
+    else:
+        flat = mag.reshape(-1)
+        k = int(np.floor(sparsity * flat.size + 1e-9))
+        keep = np.ones(flat.size, bool)
+        keep[np.lexsort((np.arange(flat.size), flat))[:k]] = False  # ties: lower index first
+        keep = keep.reshape(x.shape)
+    return np.where(keep, x, np.zeros((), x.dtype))
+
+
 def _retag(changes: dict[str, dict[str, Any]]) -> Callable[[bytearray, dict], None]:
     """A patch that rewrites tensor records (dtype, pipeline) of the TOC."""
     def patch(head: bytearray, toc: dict) -> None:
@@ -243,6 +456,52 @@ def _set_minor(minor: int) -> Callable[[bytearray, dict], None]:
 _w16 = weights(16, (16, 16))
 _BF16_IN = f32_of_bits(CAST_BF16_TABLE)
 _F16_IN, _F16_OUT = _cast_f16_inputs()
+
+
+# -- data for the integer coders and the lossy transforms ----------------------
+
+def sparse_ints(seed: int, shape, density: float, lo: int, hi: int, dtype) -> np.ndarray:
+    """About ``density`` of the elements non-zero, drawn from ``lo..hi`` (never 0)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    u = uniform(seed, 2 * n)
+    vals = lo + np.floor(u[n:] * (hi - lo + 1))
+    vals[vals == 0] = hi
+    return np.where(u[:n] < density, vals, 0).astype(dtype).reshape(shape)
+
+
+def levels(seed: int, shape, spread: float, dtype=np.int8) -> np.ndarray:
+    """Bell-shaped small integers around 0, like quantized weights."""
+    return np.rint(weights(seed, shape, scale=spread, dtype=np.float64)).astype(dtype)
+
+
+# zigzag symbol boundaries: int32 values whose symbols are 4093..4097 (4095 is
+# the first escaped symbol, escaped with extra value 0), and the extremes
+_ESC_I32 = np.array([2046, -2047, 2047, -2048, 2048, 0, 0, 1, -1, 0, 5, 2**31 - 1, -2**31,
+                     123456789, -7, 0, 0, 3, 0, 0], np.int32)
+_ESC_U16 = np.array([4094, 4095, 4096, 65535, 0, 1, 2, 0, 0, 4095, 7, 0, 1, 1, 60000, 0],
+                    np.uint16)
+
+_prune_w = weights(40, (16, 24))
+_prune_w3 = weights(41, (4, 6, 5))
+_prune_bf16 = truncate_bf16(weights(42, (8, 32)))
+_prune_f16 = weights(43, (96,), dtype=np.float16)
+_prune_ties = np.array([0.5, -0.25, 0.25, 0.0, -0.0, 0.25, -0.5, 1.0, -0.25, 0.125, 0.125,
+                        2.0], np.float32)
+
+_cl_w = weights(50, (16, 32))
+_cl_pruned = np.where(uniform(51, 512).reshape(16, 32) < 0.6, 0, weights(52, (16, 32))
+                      ).astype(np.float32)
+_cl_few = np.tile(np.array([-0.5, 0.0, 0.25, 0.25, 1.5], np.float32), 8)
+
+_q_w = weights(60, (8, 32))
+_q_asym = (weights(61, (6, 20)) + np.linspace(0.0, 0.12, 6, dtype=np.float32)[:, None]
+           ).astype(np.float32)
+_q_w3 = weights(62, (4, 6, 5))
+_q_zero_row = weights(63, (5, 12))
+_q_zero_row[2] = 0.0
+_q_outlier = weights(64, (4, 64))
+_q_outlier[1, 7] = 40.0
+_q_outlier[3, 0] = -25.0
 
 VECTORS: list[Vector] = [
     Vector("tiny", "The worked example of spec/FORMAT.md: two small tensors (raw; raw+zstd) "
@@ -365,6 +624,196 @@ VECTORS: list[Vector] = [
            "version 1 MUST accept any minor version.",
            [T("x", np.array([1, 2, 3], np.int8), "raw")], {"note": "minor 9"},
            patch=_set_minor(9)),
+    Vector("bitpack", "bitpack: explicit widths (3, 13, 32, 1, 5: the payload only) and the "
+           "minimum width chosen by the encoder (a 1-byte width header); signed dtypes "
+           "zigzag-mapped (int32 min/max give symbols 2^32-1, 2^32-2), unsigned and bool as "
+           "they are; an all-zero, an empty and a 0-d tensor; bitpack + zstd.",
+           [T("u8_bits3", (ints(70, (5, 7), np.uint8) & np.uint8(7)), "bitpack:3"),
+            T("i16_auto", (ints(71, (40,), np.int16) % np.int16(601) - np.int16(300)
+                           ).astype(np.int16), "bitpack"),
+            T("i32_bits32", int_extremes(np.int32), "bitpack:32"),
+            T("i8_auto", int_extremes(np.int8), "bitpack"),
+            T("u64_auto", ints(72, (3, 5), np.uint64) >> np.uint64(44), "bitpack"),
+            T("bool_bits1", ints(73, (19,), np.bool_), "bitpack:1"),
+            T("bool_auto", ints(74, (2, 6), np.bool_), "bitpack"),
+            T("zeros_auto", np.zeros((10,), np.int16), "bitpack"),
+            T("empty_auto", np.zeros((0, 3), np.uint8), "bitpack"),
+            T("scalar_bits5", np.array(-9, np.int8), "bitpack:5"),
+            T("u16_bits13_zstd", ints(75, (200,), np.uint16) >> np.uint16(3), "bitpack:13",
+              "zstd")]),
+    Vector("huffman", "huffman (symbol stream = u64 length, canonical length-limited Huffman "
+           "stream, optional escape list): bell-shaped int8 levels in many lanes (dense code "
+           "table), a few symbols from a large alphabet (sparse code table), a single-symbol "
+           "stream (mode 1, also 0-d), an empty stream (mode 0), symbols >= 4095 escaped from "
+           "int32 and uint16 tensors (4095 itself, int32 min/max), bool, int64, huffman + zstd.",
+           [T("i8_levels", levels(80, (64, 64), 3.0), "huffman"),
+            T("u16_sparse_table", np.array([0, 1000, 3000, 4000, 0, 0, 1000, 0, 0, 0, 4000, 0],
+                                           np.uint16), "huffman"),
+            T("u8_single", np.full((3, 40), 5, np.uint8), "huffman"),
+            T("scalar_single", np.array(-3, np.int16), "huffman"),
+            T("empty", np.zeros((0,), np.int32), "huffman"),
+            T("i32_escapes", _ESC_I32, "huffman"),
+            T("u16_escapes", _ESC_U16, "huffman"),
+            T("two_symbols", (ints(81, (50,), np.uint8) & np.uint8(1)), "huffman"),
+            T("bool", ints(82, (100,), np.bool_), "huffman"),
+            T("i64", levels(83, (3, 50), 20.0, np.int64), "huffman"),
+            T("zstd", levels(84, (300,), 2.0), "huffman", "zstd")]),
+    Vector("zerorun", "zerorun (u64 run-symbol count, then a symbol stream of RUNA/RUNB digits "
+           "and value+1 symbols): a pruned int8 tensor with leading and trailing zero runs, a "
+           "long run (1000 zeros = 9 digits), no zeros at all, a 0-d zero, an empty tensor, "
+           "run symbols >= 4095 escaped (uint16), bool, zerorun + zstd.",
+           [T("i8_pruned", sparse_ints(90, (32, 32), 0.1, -20, 20, np.int8), "zerorun"),
+            T("all_zero", np.zeros((1000,), np.uint8), "zerorun"),
+            T("no_zeros", (levels(91, (64,), 4.0, np.int16) * 2 + 1).astype(np.int16),
+              "zerorun"),
+            T("scalar_zero", np.array(0, np.uint8), "zerorun"),
+            T("empty", np.zeros((0, 2), np.int8), "zerorun"),
+            T("u16_escapes", np.concatenate([np.zeros(5, np.uint16), _ESC_U16,
+                                             np.zeros(3, np.uint16)]), "zerorun"),
+            T("bool", sparse_ints(92, (200,), 0.05, 1, 1, np.bool_), "zerorun"),
+            T("i32_zstd", sparse_ints(93, (16, 40), 0.2, -1000, 1000, np.int32), "zerorun",
+              "zstd")]),
+    Vector("sparse", "sparse (u8 index_bits, u64 entries, u64 gap-part length, gap symbol "
+           "stream, value symbol stream): filler entries (index_bits 3), index_bits chosen by "
+           "the encoder, an all-zero tensor (no entries), no zeros (all gaps 0), a gap >= 4095 "
+           "escaped (index_bits 16) and an escaped value, bool, 0-d, empty.",
+           [T("i8_bits3", sparse_ints(100, (24, 24), 0.08, -60, 60, np.int8), "sparse:3"),
+            T("i16_auto", sparse_ints(101, (20, 30), 0.15, -500, 500, np.int16), "sparse"),
+            T("all_zero", np.zeros((50,), np.uint8), "sparse"),
+            T("no_zeros", np.arange(1, 31, dtype=np.int8).reshape(5, 6), "sparse:2"),
+            T("escaped_gap", np.concatenate([np.array([255], np.uint8), np.zeros(5000, np.uint8),
+                                             np.array([3, 0, 0, 7], np.uint8),
+                                             np.zeros(20, np.uint8)]), "sparse:16"),
+            T("i32_values", np.array([0, 0, 70000, 0, -2**31, 0, 0, 0, 9, 0, 0], np.int32),
+              "sparse:4"),
+            T("bool", sparse_ints(102, (300,), 0.1, 1, 1, np.bool_), "sparse:4"),
+            T("scalar", np.array(7, np.int8), "sparse"),
+            T("empty", np.zeros((0,), np.int16), "sparse")]),
+    Vector("prune", "prune (array->array; decoding is the identity, the stored zeros are "
+           "exact): unstructured by sparsity (exact count, ties pruned lowest index first) and "
+           "by threshold, structured whole channels by L1 and L2 norm along axis 0 and -2, on "
+           "float32, bfloat16 and float16; the expected arrays are what the decoder returns, "
+           "checked against an independent pruning of the input.",
+           [T("sparsity", _prune_w, "prune:0.75", "raw", expected=DECODED,
+              check=lambda x: pruned(x, sparsity=0.75)),
+            T("ties", _prune_ties, "prune:0.5", "raw", expected=DECODED,
+              check=lambda x: pruned(x, sparsity=0.5)),
+            T("threshold", _prune_w, {"id": "prune", "threshold": 0.04}, "bytegroup",
+              expected=DECODED, check=lambda x: pruned(x, threshold=0.04)),
+            T("channels_l1", _prune_w, {"id": "prune", "sparsity": 0.5, "structure": "channels",
+                                        "norm": "l1", "axis": 0}, "raw", expected=DECODED,
+              check=lambda x: pruned(x, sparsity=0.5, structure="channels", axis=0)),
+            T("channels_l2_axis_m2", _prune_w3, {"id": "prune", "sparsity": 0.5,
+                                                 "structure": "channels", "norm": "l2",
+                                                 "axis": -2}, "raw", expected=DECODED,
+              check=lambda x: pruned(x, sparsity=0.5, structure="channels", axis=-2,
+                                     norm="l2")),
+            T("bf16", _prune_bf16, "prune:0.5", "bytegroup", dtype="bfloat16",
+              expected=DECODED, check=lambda x: pruned(x, "bfloat16", sparsity=0.5)),
+            T("f16_zstd", _prune_f16, "prune:0.9", "raw", "zstd", expected=DECODED,
+              check=lambda x: pruned(x, sparsity=0.9))]),
+    Vector("cluster", "cluster (weight sharing; output uint8 indices, side stream codebook = "
+           "2^bits float32): keep_zero (index 0 = 0.0, zeros exact) and not, 1 to 5 bits, "
+           "linear and density initialisation, fewer distinct values than centroids "
+           "(lossless), float32/bfloat16/float16/float64, an empty and a 0-d tensor, indices "
+           "coded by huffman, bitpack and raw. Expected arrays: codebook[index] as the "
+           "decoder computes it (cross-checked with numpy).",
+           [T("f32_bits4", _cl_w, "cluster:4", "huffman", expected=DECODED),
+            T("pruned_keep_zero", _cl_pruned, "cluster:3", "zerorun", expected=DECODED),
+            T("no_keep_zero_bits2", _cl_w, {"id": "cluster", "bits": 2, "keep_zero": False},
+              "bitpack:2", expected=DECODED),
+            T("bf16_bits3", truncate_bf16(weights(53, (8, 16))), "cluster:3", "raw",
+              dtype="bfloat16", expected=DECODED),
+            T("f16_bits1", weights(54, (40,), dtype=np.float16), "cluster:1", "raw",
+              expected=DECODED),
+            T("f64_density_bits5", weights(55, (6, 40), dtype=np.float64),
+              {"id": "cluster", "bits": 5, "init": "density"}, "huffman", expected=DECODED),
+            T("few_values", _cl_few, "cluster:4", "raw", expected=DECODED),
+            T("empty", np.zeros((0, 4), np.float32), "cluster:2", "raw", expected=DECODED),
+            T("scalar", np.array(-0.75, np.float32), "cluster:2", "raw", expected=DECODED)]),
+    Vector("quantize_uniform", "quantize mode uniform: symmetric (int8 levels, side stream "
+           "scale) and affine (uint8 levels, scale and zero_point) per tensor, per channel "
+           "(axis 0, 1, -1 of a 3-d tensor) and per group (C-order groups, short last group); "
+           "an all-zero channel (scale 1), a channel axis of length 0 (empty side streams), "
+           "0-d; float16/bfloat16/float64 tensors (dequantized in float32, then converted); "
+           "values at the float32 limit (the product saturates). Expected arrays: what the "
+           "decoder computes (cross-checked with numpy).",
+           [T("sym_tensor_b8", _q_w, Q(bits=8, granularity="tensor"), "huffman",
+              expected=DECODED),
+            T("sym_channel_b4", _q_w, Q(bits=4, granularity="channel", axis=0), "bitpack:4",
+              expected=DECODED),
+            T("sym_channel_axis1", _q_w3, Q(bits=6, granularity="channel", axis=1), "huffman",
+              expected=DECODED),
+            T("sym_channel_axis_m1", _q_w3, Q(bits=5, granularity="channel", axis=-1),
+              "huffman", expected=DECODED),
+            T("affine_channel_b8", _q_asym, Q(bits=8, scheme="affine", granularity="channel",
+                                              axis=0), "raw", expected=DECODED),
+            T("affine_group_b4", weights(65, (4, 25)) + np.float32(0.03),
+              Q(bits=4, scheme="affine", granularity="group", group_size=32), "huffman",
+              expected=DECODED),
+            T("sym_group_b3", weights(66, (3, 7, 5)), Q(bits=3, granularity="group",
+                                                       group_size=16),
+              "bitpack", expected=DECODED),
+            T("zero_channel", _q_zero_row, Q(bits=8, granularity="channel"), "huffman",
+              expected=DECODED),
+            T("f16_channel", weights(67, (4, 16), dtype=np.float16), Q(bits=8), "huffman",
+              expected=DECODED),
+            T("bf16_affine_tensor", truncate_bf16(weights(68, (4, 16))),
+              Q(bits=5, scheme="affine", granularity="tensor"), "huffman", dtype="bfloat16",
+              expected=DECODED),
+            T("f64_group", weights(69, (50,), dtype=np.float64),
+              Q(bits=8, granularity="group", group_size=8), "raw", expected=DECODED),
+            T("empty_axis", np.zeros((0, 8), np.float32), Q(bits=8, scheme="affine"), "raw",
+              expected=DECODED),
+            T("scalar", np.array(0.37, np.float32), Q(bits=8), "huffman", expected=DECODED),
+            T("f32_limit", np.array([F32_MAX, -F32_MAX, 1.0, 3e38], np.float32),
+              Q(bits=8, granularity="tensor"), "raw", expected=DECODED)]),
+    Vector("quantize_ternary_step", "quantize mode ternary (int8 levels -1/0/+1, side stream "
+           "scale; per tensor and per channel; a channel with nothing kept has scale 0) and "
+           "mode step (int32 levels, side stream step; absolute step per tensor, step_ratio "
+           "per channel; outliers give levels whose symbols the coder escapes); float16 and "
+           "bfloat16 tensors. Expected arrays: what the decoder computes (cross-checked with "
+           "numpy).",
+           [T("ternary_tensor", _q_w, Q(mode="ternary", granularity="tensor"), "huffman",
+              expected=DECODED),
+            T("ternary_channel_axis1", _q_w3,
+              Q(mode="ternary", granularity="channel", axis=1, threshold_ratio=0.5), "zerorun",
+              expected=DECODED),
+            T("ternary_zero_channel", _q_zero_row, Q(mode="ternary"), "huffman",
+              expected=DECODED),
+            T("ternary_bf16", truncate_bf16(weights(70, (6, 10))), Q(mode="ternary"), "raw",
+              dtype="bfloat16", expected=DECODED),
+            T("step_tensor", _q_w, Q(mode="step", step=0.004, granularity="tensor"), "huffman",
+              expected=DECODED),
+            T("step_ratio_channel", _q_outlier,
+              Q(mode="step", step_ratio=0.05, granularity="channel", axis=0), "huffman",
+              expected=DECODED),
+            T("step_channel_escapes", _q_outlier,
+              Q(mode="step", step=0.005, granularity="channel", axis=0), "huffman",
+              expected=DECODED),
+            T("step_f16_axis_m1", weights(71, (3, 40), dtype=np.float16),
+              Q(mode="step", step=0.01, granularity="channel", axis=-1), "zerorun", "zstd",
+              expected=DECODED)]),
+    Vector("pipelines_lossy", "Lossy pipelines as the recipes build them: Deep Compression "
+           "(prune + cluster + zerorun + zstd, the codebook stream named 1.codebook), prune + "
+           "quantize + sparse, int4 groups (quantize + bitpack), cast to float16 before "
+           "quantize, step quantization + zerorun + zstd, and the encoder-only coder `auto` "
+           "(the file records the coder that won, never `auto`).",
+           [T("deep_compression", weights(80, (32, 32)), "prune:0.8", "cluster:4", "zerorun",
+              "zstd", expected=DECODED),
+            T("prune_quantize_sparse", weights(81, (16, 48)), "prune:0.9",
+              Q(bits=8, granularity="channel"), "sparse", expected=DECODED),
+            T("int4_group", weights(82, (8, 64)), Q(bits=4, granularity="group", group_size=32),
+              "bitpack:4", expected=DECODED),
+            T("cast_then_quantize", weights(83, (4, 32)), "cast:float16",
+              Q(bits=8, scheme="affine", granularity="tensor"), "huffman", expected=DECODED),
+            T("step_zerorun_zstd", weights(84, (16, 32)), "prune:0.5",
+              Q(mode="step", step_ratio=0.1, granularity="channel"), "zerorun", "zstd",
+              expected=DECODED),
+            T("auto_resolved", weights(85, (16, 32)), "prune:0.7", "cluster:3", "auto",
+              expected=DECODED),
+            T("auto_candidates", sparse_ints(86, (600,), 0.02, -3, 3, np.int8),
+              {"id": "auto", "candidates": ["bitpack", "sparse"]})]),
 ]
 
 
@@ -445,6 +894,26 @@ def build(vector: Vector, directory: str) -> dict[str, Any]:
         blob = f.read()
     _, toc = read_toc(blob)
     expected = {f"t{i}": t.expected for i, t in enumerate(vector.tensors)}
+    if any(isinstance(t.expected, str) or t.check for t in vector.tensors):
+        with wcodec.open(path) as reader, np.errstate(over="ignore", invalid="ignore"):
+            for i, t in enumerate(vector.tensors):
+                if not (isinstance(t.expected, str) or t.check):
+                    continue
+                got = reader.get_tensor(t.name)
+                wants = [("independent_decode", independent_decode(reader, t.name))]
+                if t.check is not None:
+                    wants.append(("check", t.check(t.array)))
+                if not isinstance(t.expected, str):
+                    wants.append(("expected", t.expected))
+                for what, want in wants:
+                    if not same_bits(got, want):
+                        raise SystemExit(f"vector {vector.name}: {what} disagrees with the "
+                                         "decoder:\n  " + "\n  ".join(describe_diff(
+                                             t.name, got, want)))
+                expected[f"t{i}"] = got
+    leaked = [c for c in codecs_of(vector, toc) if c not in file_codec_ids()]
+    if leaked:
+        raise SystemExit(f"vector {vector.name}: the file records encoder-only codec ids {leaked}")
     entry = {
         "name": vector.name,
         "file": vector.name + ".wcodec",
@@ -587,7 +1056,7 @@ def check() -> int:
             print(f"FAIL {vector.name}: defined in VECTORS but not in the manifest "
                   "(run tools/make_vectors.py)")
     covered = {c for e in manifest["vectors"] for c in e["codecs"]}
-    for cid in sorted(set(codec_ids()) - covered):
+    for cid in sorted(set(file_codec_ids()) - covered):
         failures += 1
         print(f"FAIL codec {cid!r} is registered but no vector uses it: add a Vector to "
               "tools/make_vectors.py and run it")
@@ -706,7 +1175,7 @@ def generate() -> int:
     update_format_md(os.path.join(VECTOR_DIR, EXAMPLE_VECTOR + ".wcodec"))
     total = sum(os.path.getsize(os.path.join(VECTOR_DIR, n)) for n in os.listdir(VECTOR_DIR))
     covered = {c for e in entries for c in e["codecs"]}
-    missing = sorted(set(codec_ids()) - covered)
+    missing = sorted(set(file_codec_ids()) - covered)
     print(f"wrote {len(entries)} vectors to {os.path.relpath(VECTOR_DIR, ROOT)} ({total} bytes)")
     if missing:
         print(f"WARNING: registered codecs without a vector: {', '.join(missing)}")
