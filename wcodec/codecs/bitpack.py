@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import dtypes
-from ..errors import FormatError, TruncatedError
+from ..errors import ConfigError, FormatError, TruncatedError
 from ..kernels import bitpack
 from . import intcoding
 from .base import ArraySpec, Param, as_bytes, register
@@ -34,6 +34,12 @@ class BitPack(intcoding.IntegerCoder):
     params = {"bits": Param((int,), None, lambda v: 1 <= v <= 32,
                             "1..32; omitted: the minimum width, stored in a 1-byte header")}
 
+
+    def resolve(self, spec):
+        super().resolve(spec)
+        if self.bits is not None and self.bits > 8 * dtypes.get(spec.dtype).itemsize:
+            raise ConfigError(f"bitpack: {self.bits} bits is wider than a {spec.dtype} value")
+        return spec
 
     def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)

@@ -15,6 +15,13 @@ def check_float(spec: ArraySpec, who: str) -> None:
         raise ConfigError(f"{who} works on float tensors, not {spec.dtype}")
 
 
+def check_axis(axis: int, spec: ArraySpec, who: str) -> None:
+    """ConfigError unless ``axis`` names a dimension (any axis fits a 0-d tensor)."""
+    ndim = len(spec.shape)
+    if ndim and not -ndim <= axis < ndim:
+        raise ConfigError(f"{who}: axis {axis} is out of range for a {ndim}-D tensor")
+
+
 def to_float32(value: np.ndarray, spec: ArraySpec) -> np.ndarray:
     return np.ascontiguousarray(convert(np.asarray(value), spec.dtype, "float32"))
 

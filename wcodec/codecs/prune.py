@@ -41,8 +41,8 @@ class Prune(Codec):
         super().__init__(**config)
         if self.sparsity is None and self.threshold is None:
             raise ConfigError("prune: give sparsity or threshold")
-        if self.structure == "channels" and self.sparsity is None:
-            raise ConfigError("prune: structured pruning needs a sparsity")
+        if self.structure == "channels" and (self.sparsity is None or self.scope == "global"):
+            raise ConfigError("prune: structured pruning needs a sparsity and a per-tensor scope")
 
     def get_config(self):
         config = super().get_config()
@@ -56,6 +56,8 @@ class Prune(Codec):
 
     def resolve(self, spec):
         floatio.check_float(spec, "prune")
+        if self.structure == "channels":
+            floatio.check_axis(self.axis, spec, "prune")
         return spec
 
     def encode(self, value, spec, side):

@@ -31,7 +31,6 @@ class Quantize(Codec):
     codec_id = "quantize"
     kind = ARRAY_TO_ARRAY
     lossy = True
-    side_streams = ("scale", "zero_point", "step")
     params = {
         "mode": Param((str,), "uniform", lambda v: v in ("uniform", "ternary", "step"),
                       "uniform|ternary|step"),
@@ -49,8 +48,16 @@ class Quantize(Codec):
         super().__init__(**config)
         if self.mode == "step" and (self.step is None) == (self.step_ratio is None):
             raise ConfigError("quantize: step mode needs exactly one of step or step_ratio")
-        if self.mode == "ternary" and self.granularity == "group":
-            raise ConfigError("quantize: ternary mode is per tensor or per channel")
+        if self.mode in ("ternary", "step") and self.granularity == "group":
+            raise ConfigError(f"quantize: {self.mode} mode is per tensor or per channel")
+
+    @property
+    def side_streams(self) -> tuple[str, ...]:
+        if self.mode == "step":
+            return ("step",)
+        if self.mode == "uniform" and self.scheme == "affine":
+            return ("scale", "zero_point")
+        return ("scale",)
 
     def get_config(self):
         """Only the options that matter for the mode are written."""
@@ -81,6 +88,8 @@ class Quantize(Codec):
 
     def resolve(self, spec):
         floatio.check_float(spec, "quantize")
+        if self.granularity == "channel":
+            floatio.check_axis(self.axis, spec, "quantize")
         if self.mode == "step":
             levels = "int32"
         elif self.mode == "uniform" and self.scheme == "affine":
