@@ -814,6 +814,24 @@ VECTORS: list[Vector] = [
               expected=DECODED),
             T("auto_candidates", sparse_ints(86, (600,), 0.02, -3, 3, np.int8),
               {"id": "auto", "candidates": ["bitpack", "sparse"]})]),
+    Vector("bloomier", "bloomier (binary fuse static function over the positions of nonzero "
+           "cluster indices): the spec page's worked example (exact, value_bits 2), exact mode "
+           "with the false positives in the exception list (raw and zstd body), all-zero, 0-d "
+           "and empty tensors, lossy mode (false positives kept: the expected array is what "
+           "the decoder returns) and a float32 prune + cluster + bloomier pipeline.",
+           [T("spec_example", np.array([0, 3, 0, 0, 1, 0, 0, 2], np.uint8),
+              {"id": "bloomier", "mode": "exact", "value_bits": 2, "compress": "none"}),
+            T("exact_raw", sparse_ints(110, (40, 50), 0.1, 1, 15, np.uint8),
+              {"id": "bloomier", "mode": "exact", "compress": "none"}),
+            T("exact_zstd", sparse_ints(111, (40, 50), 0.1, 1, 15, np.uint8),
+              {"id": "bloomier", "mode": "exact", "compress": "zstd"}),
+            T("all_zero", np.zeros((30,), np.uint8), {"id": "bloomier", "mode": "exact"}),
+            T("scalar", np.array(5, np.uint8), {"id": "bloomier", "mode": "exact"}),
+            T("empty", np.zeros((0, 3), np.uint8), {"id": "bloomier", "mode": "exact"}),
+            T("lossy_bits6", sparse_ints(112, (30, 40), 0.05, 1, 7, np.uint8),
+              {"id": "bloomier", "mode": "lossy", "value_bits": 6}, expected=DECODED),
+            T("weightless", weights(113, (32, 64)), "prune:0.9", "cluster:4",
+              {"id": "bloomier", "mode": "lossy"}, expected=DECODED)]),
 ]
 
 

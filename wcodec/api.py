@@ -47,6 +47,8 @@ def _items(tensors) -> Iterable[tuple[str, np.ndarray, str]]:
     """(name, array, dtype) from a mapping or an iterable of (name, value[, dtype])."""
     items = tensors.items() if isinstance(tensors, Mapping) else tensors
     for item in items:
+        if not isinstance(item[0], str) or not item[0]:
+            raise InputError(f"tensor names must be non-empty strings, got {item[0]!r}")
         if len(item) == 3:
             yield item
         else:
@@ -64,16 +66,17 @@ def _plan(recipe: Recipe, items) -> Iterable[tuple[str, np.ndarray, str, Pipelin
         for name, array, dtype in items:
             yield name, array, dtype, recipe.pipeline_for(name, ArraySpec(array.shape, dtype))
         return
-    planned = [(name, array, dtype, recipe.pipeline_for(name, ArraySpec(array.shape, dtype)))
-               for name, array, dtype in items]
-    groups: dict[float, list] = {}
-    for name, array, dtype, pipeline in planned:
-        for codec in pipeline.transforms:
-            if codec.codec_id == "prune" and codec.scope == "global" and codec.threshold is None:
-                groups.setdefault(codec.sparsity, []).append((codec, array, dtype))
+    planned, groups = [], {}
+    for name, array, dtype in items:
+        rule, pipeline = recipe.match(name, ArraySpec(array.shape, dtype))
+        planned.append((name, array, dtype, pipeline))
+        for stage, codec in enumerate(pipeline.transforms):
             if codec.codec_id != "prune":
                 break  # global ranking only sees the raw weights
-    for sparsity, members in groups.items():
+            if codec.scope == "global" and codec.threshold is None:
+                groups.setdefault((rule, stage), []).append((codec, array, dtype))
+    for (rule, stage), members in groups.items():
+        sparsity = members[0][0].sparsity
         magnitudes = [convert(a, d, "float32") for _, a, d in members]
         threshold = float(prune.global_threshold(magnitudes, sparsity))
         for codec, _, _ in members:
@@ -88,6 +91,8 @@ def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple], path: str | os.P
     an iterable of ``(name, value)`` / ``(name, array, dtype)`` (values may be
     produced lazily); ``progress(name, nbytes)`` is called after each tensor."""
     recipe = get_recipe(recipe)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InputError(f"metadata must be a dict of str to str, got {type(metadata).__name__}")
     meta = dict(metadata or {})
     meta["wcodec.recipe"] = recipe.name
     with Writer(path, meta) as writer:

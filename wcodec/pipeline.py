@@ -85,10 +85,16 @@ class Pipeline:
             for name, blob in side.items():
                 streams[f"{i}.{name}"] = bytes(as_bytes(blob))
         coders = self.coder.coders() if self.coder.encoder_only else [self.coder]
-        best = None
+        best, failure = None, None
         for coder in coders:
             side = SideStreams()
-            data = coder.encode(value, specs[-1], side)
+            try:
+                data = coder.encode(value, specs[-1], side)
+            except ConfigError as exc:  # e.g. bitpack cannot code values this wide
+                if len(coders) == 1:
+                    raise
+                failure = exc
+                continue
             if side:
                 raise ConfigError(f"{coder.codec_id}: array->bytes codecs cannot write side streams")
             for stage in self.byte_stages:
@@ -96,6 +102,8 @@ class Pipeline:
             data = bytes(as_bytes(data))
             if best is None or len(data) < len(best[0]):
                 best = (data, coder, side.stats)
+        if best is None:
+            raise ConfigError(f"no candidate coder could code this tensor: {failure}")
         data, coder, coder_stats = best
         stats.update(coder_stats)
         applied = self if coder is self.coder else Pipeline(self.transforms + [coder] + self.byte_stages)

@@ -58,17 +58,22 @@ class Recipe:
     rules: list[Rule]
     description: str = ""
 
-    def pipeline_for(self, name: str, spec: ArraySpec) -> Pipeline:
-        """The pipeline of the first matching rule that can take this tensor."""
-        for rule in self.rules:
+    def match(self, name: str, spec: ArraySpec) -> tuple[int, Pipeline]:
+        """(index of the rule, its pipeline) for the first matching rule that
+        can take this tensor; (-1, raw) if none can."""
+        for i, rule in enumerate(self.rules):
             if rule.matches(name, spec):
                 pipeline = Pipeline(rule.pipeline)
                 try:
                     pipeline.specs(spec)
                 except ConfigError:
                     continue
-                return pipeline
-        return Pipeline(RAW)
+                return i, pipeline
+        return -1, Pipeline(RAW)
+
+    def pipeline_for(self, name: str, spec: ArraySpec) -> Pipeline:
+        """The pipeline of the first matching rule that can take this tensor."""
+        return self.match(name, spec)[1]
 
     def with_options(self, **options: Any) -> "Recipe":
         """A copy where every codec that has an option named like a key gets that
@@ -122,6 +127,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                                        {"id": "auto", "candidates": ["huffman", "zerorun", "sparse"]}]),
            "Deep Compression: magnitude pruning (90%), 32-cluster k-means weight sharing, then the "
            "smallest of Huffman / zero-run / relative-index coding per tensor"),
+    Recipe("weightless", _lossy([{"id": "prune", "sparsity": 0.9}, {"id": "cluster", "bits": 4},
+                                 {"id": "bloomier", "mode": "lossy"}]),
+           "Weightless: magnitude pruning (90%), 16-cluster weight sharing, nonzero positions in a "
+           "Bloomier filter; a zero weight decodes as a random cluster with probability "
+           "(K-1)/2^t <= 1/64 (fine-tune with wcodec.finetune.Weightless)"),
+    Recipe("weightless-exact", _lossy([{"id": "prune", "sparsity": 0.9}, {"id": "cluster", "bits": 4},
+                                       {"id": "bloomier", "mode": "exact"}]),
+           "as weightless, with the false positives stored as an exception list: decodes exactly "
+           "to the pruned, clustered weights"),
     Recipe("auto", _lossy([{"id": "quantize", "mode": "step", "step_ratio": 0.25},
                            {"id": "auto"}]),
            "entropy-constrained scalar quantization (step = 0.25 x row std), then the smallest "
@@ -140,39 +154,62 @@ def _rule_from_dict(obj: Any, where: str) -> Rule:
         value = getattr(rule, key)
         if isinstance(value, str):
             setattr(rule, key, [value])
-        elif not isinstance(getattr(rule, key), list):
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: {key} must be a glob or a list of globs")
+    for key in ("min_size", "min_ndim"):
+        value = getattr(rule, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: {key} must be a non-negative integer")
     if rule.dtypes is not None:
+        if not isinstance(rule.dtypes, list) or not all(isinstance(d, str) for d in rule.dtypes):
+            raise ConfigError(f"{where}: dtypes must be a list of dtype names")
         for d in rule.dtypes:
             if d != "float":
                 dtypes.get(d)
+    if not isinstance(rule.pipeline, list):
+        raise ConfigError(f"{where}: pipeline must be a list of codec configs")
     Pipeline.from_config(rule.pipeline)  # validates ids, options and order
     return rule
 
 
-def recipe_from_dict(obj: dict[str, Any], default_name: str = "custom") -> Recipe:
+def recipe_from_dict(obj: dict[str, Any], default_name: str = "custom",
+                     _chain: tuple[str, ...] = ()) -> Recipe:
     """Build a recipe from the TOML structure described in the module docstring."""
     known = {"name", "description", "extends", "rules"}
-    if not isinstance(obj, dict) or set(obj) - known:
+    if not isinstance(obj, dict):
+        raise ConfigError(f"a recipe must be a table/dict, got {type(obj).__name__}")
+    if set(obj) - known:
         raise ConfigError(f"recipe: unknown keys {sorted(set(obj) - known)}")
+    if not isinstance(obj.get("rules", []), list):
+        raise ConfigError("recipe: 'rules' must be a list of tables")
+    for key in ("name", "description", "extends"):
+        if key in obj and not isinstance(obj[key], str):
+            raise ConfigError(f"recipe: '{key}' must be a string")
     rules = [_rule_from_dict(r, f"recipe rule {i}") for i, r in enumerate(obj.get("rules", []))]
     if "extends" in obj:
-        rules += get_recipe(obj["extends"]).rules
+        rules += get_recipe(obj["extends"], _chain=_chain).rules
     if not rules:
         raise ConfigError("recipe: no rules")
     return Recipe(str(obj.get("name", default_name)), rules, str(obj.get("description", "")))
 
 
-def get_recipe(recipe: str | os.PathLike | Recipe | dict) -> Recipe:
+def get_recipe(recipe: str | os.PathLike | Recipe | dict, *, _chain: tuple[str, ...] = ()) -> Recipe:
     """A recipe from a built-in name, a TOML file path, a dict or a Recipe."""
     if isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, dict):
-        return recipe_from_dict(recipe)
+        return recipe_from_dict(recipe, _chain=_chain)
     if isinstance(recipe, str) and recipe in RECIPES:
         return RECIPES[recipe]
-    path = os.fspath(recipe)
+    try:
+        path = os.fspath(recipe)
+    except TypeError:
+        raise ConfigError(f"a recipe is a name, a .toml path, a dict or a Recipe, "
+                          f"not {type(recipe).__name__}") from None
     if path.endswith(".toml") or os.path.exists(path):
+        real = os.path.realpath(path)
+        if real in _chain:
+            raise ConfigError(f"recipe file {path} extends itself (through {' -> '.join(_chain)})")
         try:
             with open(path, "rb") as f:
                 obj = tomllib.load(f)
@@ -181,7 +218,8 @@ def get_recipe(recipe: str | os.PathLike | Recipe | dict) -> Recipe:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"recipe file {path}: {exc}") from None
         try:
-            return recipe_from_dict(obj, os.path.splitext(os.path.basename(path))[0])
+            return recipe_from_dict(obj, os.path.splitext(os.path.basename(path))[0],
+                                    _chain=_chain + (real,))
         except (WcodecError, TypeError) as exc:
             raise ConfigError(f"recipe file {path}: {exc}") from None
     raise ConfigError(f"unknown recipe {recipe!r}; built-in recipes: {', '.join(RECIPES)} "

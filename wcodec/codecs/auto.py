@@ -10,9 +10,11 @@ DEFAULT_CANDIDATES = ["huffman", "zerorun", "sparse", "bitpack"]
 
 
 def _valid(candidates) -> bool:
+    """Exact array->bytes coders only (a lossy default such as bloomier's is refused)."""
     try:
         return bool(candidates) and all(
-            codec_class(c).kind == ARRAY_TO_BYTES and c != "auto" for c in candidates)
+            isinstance(c, str) and c != "auto" and codec_class(c).kind == ARRAY_TO_BYTES
+            and not get_codec({"id": c}).lossy for c in candidates)
     except Exception:
         return False
 

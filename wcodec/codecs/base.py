@@ -82,7 +82,7 @@ class Codec:
     side_streams: ClassVar[tuple[str, ...]] = ()  # names of the side streams it may write
     encoder_only: ClassVar[bool] = False  # True: resolved to another codec before writing
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, /, **config: Any) -> None:
         for key in config:
             if key not in self.params:
                 raise ConfigError(f"codec {self.codec_id!r}: unknown option {key!r}")

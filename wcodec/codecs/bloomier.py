@@ -55,6 +55,7 @@ ZSTD_LEVEL = 9
 #: positions queried per decode step
 DECODE_CHUNK = 1 << 18
 _TABLE_HEAD = fuse.HEADER_SIZE  # 16
+_TABLE = struct.Struct("<4sBBBBII")  # the kernel's table header
 
 
 def _t_min(k: int) -> int:
@@ -194,12 +195,42 @@ def decode_positions(buf, count: int, size: int) -> np.ndarray:
     gaps = q << np.uint64(r)
     if r:
         gaps |= bitpack.unpack(buf[start:], count, r).astype(np.uint64)
+    if count and int(gaps.max()) >= size:
+        raise FormatError("bloomier: an exception gap exceeds the tensor size")
     gaps += np.uint64(1)
-    pos = np.cumsum(gaps, dtype=np.uint64)
+    pos = np.cumsum(gaps, dtype=np.uint64)  # < count * size: no wrap below 2**32 values
     pos -= np.uint64(1)
     if count and int(pos[-1]) >= size:
         raise FormatError("bloomier: an exception position lies past the end of the tensor")
+    if size > 1 << 32 and count > 1 and not np.all(pos[1:] > pos[:-1]):
+        raise FormatError("bloomier: exception positions overflow")
     return pos
+
+
+# --------------------------------------------------------------------------
+# the table
+
+
+def read_table(buf, n_keys: int) -> fuse.FuseTable:
+    """Parse a serialized fuse table (the kernel's format, checked as
+    ``fuse.deserialize`` does) holding ``n_keys`` keys: its cell count must be
+    0 iff ``n_keys`` is 0 and at most ``MAX_CELLS_PER_KEY * n_keys``, checked
+    before the cells are allocated. Cells are unpacked by the ``bitpack``
+    kernel (same LSB-first layout), which is much faster than the generic
+    unpacking of ``fuse.deserialize`` for widths other than 8/16/32."""
+    buf = as_bytes(buf)
+    if len(buf) < _TABLE_HEAD:
+        raise TruncatedError(f"bloomier: fuse table header needs {_TABLE_HEAD} bytes")
+    magic, version, t, g, reserved, seed, s_count = _TABLE.unpack_from(buf, 0)
+    if magic != fuse.MAGIC or version != fuse.VERSION or reserved:
+        raise FormatError("bloomier: bad fuse table magic, version or reserved byte")
+    if not 1 <= t <= MAX_VALUE_BITS or g > fuse.MAX_SEGMENT_LENGTH_LOG2 or (s_count == 0 and g):
+        raise FormatError(f"bloomier: bad fuse table parameters t={t} g={g} S={s_count}")
+    cells = (s_count + 2) << g if s_count else 0
+    if (cells == 0) != (n_keys == 0) or cells > MAX_CELLS_PER_KEY * n_keys:
+        raise FormatError(f"bloomier: a table of {cells} cells for {n_keys} keys")
+    values = bitpack.unpack(buf[_TABLE_HEAD:], cells, t)  # exact length, zero padding
+    return fuse.FuseTable(seed, t, g, s_count, values)
 
 
 # --------------------------------------------------------------------------
@@ -271,7 +302,8 @@ class Bloomier(Codec):
         t0 = _t_min(k)
         if self.value_bits is not None:
             if self.value_bits < t0:
-                raise ConfigError(f"bloomier: value_bits={self.value_bits} cannot hold index {k - 1}")
+                raise ConfigError(f"bloomier: value_bits={self.value_bits} cannot hold "
+                                  f"index {k - 1}")
             window = [self.value_bits]
         elif self.mode == "lossy":
             window = [lossy_value_bits(k, float(self.max_fp_rate))]
@@ -327,7 +359,8 @@ class Bloomier(Codec):
         if mode >= len(MODES) or compression >= len(COMPRESSIONS) or reserved or reserved2:
             raise FormatError("bloomier: bad mode, compression or reserved header field")
         if MODES[mode] != self.mode:
-            raise FormatError(f"bloomier: stream is {MODES[mode]} but the pipeline says {self.mode}")
+            raise FormatError(f"bloomier: stream is {MODES[mode]} but the pipeline says "
+                              f"{self.mode}")
         if not 1 <= k <= MAX_K:
             raise FormatError(f"bloomier: K={k} outside 1..{MAX_K}")
         if n_keys > size or n_exc > size - n_keys:
@@ -353,14 +386,7 @@ class Bloomier(Codec):
         else:
             body = as_bytes(zstd_codec.decompress(payload, body_len, "bloomier",
                                                   exact_size=body_len))
-        # check the table's declared cell count before it is allocated
-        tb = body[:table_len]
-        t, g = tb[5], tb[6]
-        s_count = int.from_bytes(tb[12:16], "little")
-        cells = 0 if s_count == 0 else (s_count + 2) << min(g, 63)
-        if (cells == 0) != (n_keys == 0) or cells > MAX_CELLS_PER_KEY * n_keys:
-            raise FormatError(f"bloomier: a table of {cells} cells for {n_keys} keys")
-        table = fuse.deserialize(tb)
+        table = read_table(body[:table_len], n_keys)
         t = table.value_bits
         if t < _t_min(k):
             raise FormatError(f"bloomier: {t}-bit values cannot hold index {k - 1}")

@@ -18,13 +18,15 @@ FLOAT_TYPES = ("float16", "bfloat16", "float32", "float64")
 def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     """Round float32 values to bfloat16, returned as uint16 bit patterns."""
     x = np.asarray(x, dtype=np.float32)
-    u = np.ascontiguousarray(x).reshape(x.shape).view(np.uint32)
+    shape = x.shape
+    x = np.ascontiguousarray(x).reshape(-1)  # 1-D so that 0-d inputs index like arrays
+    u = x.view(np.uint32)
     rounded = u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
     out = (rounded >> np.uint32(16)).astype(np.uint16)
     nan = np.isnan(x)
     if nan.any():
         out[nan] = ((u[nan] >> np.uint32(16)) | np.uint32(0x40)).astype(np.uint16)
-    return out.reshape(x.shape)
+    return out.reshape(shape)
 
 
 def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:

@@ -103,6 +103,9 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
         raise _fail(where, f"shape must be a list of at most {fmt.MAX_NDIM} sizes")
     shape = tuple(_int(d, where, 0, 1 << 62) for d in shape)
     spec = ArraySpec(shape, dt.name)
+    nonzero = ArraySpec(tuple(d for d in shape if d), dt.name)
+    if nonzero.nbytes >= 1 << 62:
+        raise LimitExceeded(f"{where}: shape {list(shape)} is too large to describe an array")
     if spec.nbytes > max_tensor_bytes:
         raise LimitExceeded(f"{where}: declares {spec.nbytes} decoded bytes, above the limit "
                             f"{max_tensor_bytes} (raise max_tensor_bytes to read it)")

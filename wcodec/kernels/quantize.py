@@ -436,7 +436,8 @@ def dequantize(result) -> np.ndarray:
     if isinstance(result, TernaryResult):
         rows, gran, ax = _result_rows(result.q, result.granularity, result.axis, None)
         out = np.empty(rows.shape, dtype=np.float32)
-        np.multiply(rows, _unit_param(result.scale, rows.shape[0], "scale"), out=out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(rows, _unit_param(result.scale, rows.shape[0], "scale"), out=out)
         return _unrows(out, np.shape(result.q), gran, ax)
     if isinstance(result, StepResult):
         gran = "tensor" if result.axis is None else "channel"
