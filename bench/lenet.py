@@ -1,0 +1,200 @@
+"""LeNet-300-100 and LeNet-5 on Fashion-MNIST: training from a fixed seed (fp32
+checkpoint cached as .safetensors under bench/cache/), evaluation, and a
+minimal Deep-Compression fine-tuning loop (prune -> retrain with masks ->
+k-means cluster -> retrain the shared centroids), used when ``wcodec.finetune``
+does not provide one."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wcodec.kernels import kmeans, prune
+
+
+class LeNet300(nn.Module):
+    """784-300-100-10 MLP (LeCun et al. 1998; the Deep Compression LeNet-300-100)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class LeNet5(nn.Module):
+    """conv5x5(6) -> pool -> conv5x5(16) -> pool -> fc 120 -> 84 -> 10 (valid
+    convolutions on 28x28, max pooling, ReLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 4 * 4, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.flatten(1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+MODELS = {"lenet300": LeNet300, "lenet5": LeNet5}
+
+
+def weight_names(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.ndim >= 2]
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        logits = model(torch.from_numpy(x[i:i + batch]))
+        correct += int((logits.argmax(1).numpy() == y[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def _batches(n: int, batch: int, rng: np.random.Generator):
+    order = rng.permutation(n)
+    for i in range(0, n, batch):
+        yield order[i:i + batch]
+
+
+def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int = 0,
+          batch: int = 128, params=None, after_step=None, forward=None, label: str = "",
+          fraction: float = 1.0) -> None:
+    """Adam on cross-entropy; ``after_step()`` runs after each optimizer step
+    (masks / centroid sharing); ``forward(x)`` replaces ``model(x)``;
+    ``fraction`` < 1 stops each epoch after that share of the batches."""
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
+    x, y = data["x_train"], data["y_train"]
+    for epoch in range(epochs):
+        model.train()
+        t0 = time.perf_counter()
+        total, seen = 0.0, 0
+        limit = int(np.ceil(fraction * len(x)))
+        for idx in _batches(len(x), batch, rng):
+            if seen >= limit:
+                break
+            xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+            loss = F.cross_entropy((forward or model)(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        if label:
+            print(f"    {label} epoch {epoch + 1}/{epochs}: loss {total / seen:.4f}, "
+                  f"val {accuracy(model, data['x_val'], data['y_val']):.4f} "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def trained(name: str, data: dict, epochs: int, cache_dir: str, seed: int = 0) -> tuple[nn.Module, str]:
+    """The fp32 model trained from ``seed`` (cached) and its safetensors path."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(seed)
+    model = MODELS[name]()
+    path = os.path.join(cache_dir, f"{name}-fmnist-e{epochs}-s{seed}.safetensors")
+    if os.path.exists(path):
+        model.load_state_dict(load_file(path))
+        print(f"  {name}: cached checkpoint {path}", flush=True)
+    else:
+        print(f"  {name}: training {epochs} epochs (seed {seed}) ...", flush=True)
+        train(model, data, epochs, seed=seed, label=name)
+        os.makedirs(cache_dir, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path,
+                  metadata={"dataset": "fashion-mnist", "epochs": str(epochs), "seed": str(seed)})
+    return model.eval(), path
+
+
+# -- minimal Deep Compression fine-tuning ------------------------------------
+def magnitude_masks(model: nn.Module, sparsity: dict[str, float]) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {n: torch.from_numpy(prune.magnitude_mask(params[n].detach().numpy(), sparsity=s))
+            for n, s in sparsity.items()}
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, m in masks.items():
+            params[n].mul_(m)
+
+
+def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epochs: int,
+                  gradual: bool, seed: int = 0, lr: float = 5e-4) -> dict[str, torch.Tensor]:
+    """Magnitude-prune the layers in ``sparsity`` and retrain with the masks
+    fixed. ``gradual``: the sparsity rises over the first half of the epochs
+    (cubic schedule, Zhu & Gupta 2017) with masks recomputed each epoch;
+    otherwise one-shot. Returns the final keep-masks."""
+    if gradual and epochs >= 2:
+        ramp = max(1, epochs // 2)
+        for e in range(epochs):
+            f = min(1.0, (e + 1) / ramp)
+            s = {n: v * (1 - (1 - f) ** 3) for n, v in sparsity.items()}
+            masks = magnitude_masks(model, s)
+            apply_masks(model, masks)
+            train(model, data, 1, lr=lr, seed=seed + 100 + e,
+                  after_step=lambda: apply_masks(model, masks),
+                  label=f"prune (sparsity x{f:.2f})")
+        return masks
+    masks = magnitude_masks(model, sparsity)
+    apply_masks(model, masks)
+    if epochs:
+        train(model, data, epochs, lr=lr, seed=seed + 100,
+              after_step=lambda: apply_masks(model, masks), label="masked retrain")
+    return masks
+
+
+def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: int,
+                    seed: int = 0, lr: float = 1e-4) -> None:
+    """k-means each layer in ``bits`` (zero kept exact: pruned weights stay
+    pruned), then train the shared centroids (gradients summed per cluster) and
+    the other parameters; the model ends with every clustered weight equal to
+    its centroid."""
+    params = dict(model.named_parameters())
+    books, idxs = {}, {}
+    for n, b in bits.items():
+        cb, idx = kmeans.kmeans_1d(params[n].detach().numpy(), 2 ** b, keep_zero=True)
+        books[n] = torch.tensor(cb, requires_grad=True)
+        idxs[n] = torch.from_numpy(idx.astype(np.int64))
+    others = [p for n, p in params.items() if n not in bits]
+
+    def sync():
+        with torch.no_grad():
+            for n in bits:
+                books[n][0] = 0.0  # index 0 is the pruned zero
+                params[n].copy_(books[n][idxs[n]])
+
+    sync()
+    if epochs:
+        def forward(x):
+            state = {n: books[n][idxs[n]] for n in bits}
+            return torch.func.functional_call(model, state, (x,))
+
+        train(model, data, epochs, lr=lr, seed=seed + 200, params=list(books.values()) + others,
+              after_step=sync, forward=forward, label="centroid retrain")
+    sync()
+
+
+def deep_compress(model: nn.Module, data: dict, sparsity: dict[str, float], bits: dict[str, int],
+                  prune_epochs: int, cluster_epochs: int, gradual: bool, seed: int = 0) -> nn.Module:
+    prune_retrain(model, data, sparsity, prune_epochs, gradual, seed)
+    cluster_retrain(model, data, bits, cluster_epochs, seed)
+    return model.eval()
