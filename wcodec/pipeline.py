@@ -109,8 +109,11 @@ class Pipeline:
         applied = self if coder is self.coder else Pipeline(self.transforms + [coder] + self.byte_stages)
         return Encoded(data, streams, stats, applied)
 
-    def decode(self, data: Any, streams: dict[str, Any], spec: ArraySpec) -> np.ndarray:
-        """Invert ``encode``; the result has exactly ``spec``'s shape and dtype."""
+    def decode(self, data: Any, streams: dict[str, Any], spec: ArraySpec,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Invert ``encode``; the result has exactly ``spec``'s shape and dtype.
+        With ``out`` (a C-contiguous array of ``spec``) the result is written
+        there and ``out`` is returned."""
         specs = self.specs(spec)
         stages = self.transforms + [self.coder]
         known = {f"{i}.{name}" for i in range(len(stages)) for name in stages[i].side_streams}
@@ -123,7 +126,10 @@ class Pipeline:
         for i in range(len(stages) - 1, -1, -1):
             prefix = f"{i}."
             side = SideStreams({k[len(prefix):]: v for k, v in streams.items() if k.startswith(prefix)})
-            value = stages[i].decode(value, specs[i], side)
+            if i == 0 and out is not None:
+                value = stages[i].decode_into(value, specs[i], side, out)
+            else:
+                value = stages[i].decode(value, specs[i], side)
             if not isinstance(value, np.ndarray):
                 raise FormatError(f"{stages[i].codec_id} did not decode to an array")
             specs[i].empty_like_check(value, stages[i].codec_id)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import api
+from . import api, dtypes
 from .container import Reader, TensorInfo
 from .container.format import DEFAULT_MAX_TENSOR_BYTES
 from .errors import InputError
@@ -39,6 +39,16 @@ def _device(device: Any) -> torch.device:
         return torch.device(device)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise InputError(f"invalid device {device!r}: {exc}") from None
+
+
+def _numpy_buffer(tensor: torch.Tensor) -> np.ndarray | None:
+    """A numpy view of a CPU tensor's memory (None for bfloat16 or other devices)."""
+    if tensor.device.type != "cpu" or tensor.dtype == torch.bfloat16:
+        return None
+    try:
+        return tensor.detach().numpy()
+    except (TypeError, RuntimeError):
+        return None
 
 
 def _to_torch(array: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
@@ -342,7 +352,14 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
                 if target is None or tuple(target.shape) != info.shape:
                     continue
                 if value is None:
-                    value = _to_torch(reader.get_tensor(name), info.dtype, torch.device("cpu"))
+                    buffer = _numpy_buffer(target)
+                    if buffer is not None and buffer.shape == info.shape and buffer.dtype == \
+                            dtypes.get(info.dtype).numpy and buffer.flags.c_contiguous:
+                        reader.get_tensor(name, out=buffer)  # decoded straight into the target
+                        value = target.detach()
+                        copied.add(_view_key(target))
+                    else:
+                        value = _to_torch(reader.get_tensor(name), info.dtype, torch.device("cpu"))
                 view = _view_key(target)
                 if view is None or view not in copied:
                     with torch.no_grad():

@@ -140,6 +140,14 @@ class Codec:
     def decode(self, value: Any, spec: ArraySpec, side: dict[str, bytes]) -> Any:
         raise NotImplementedError
 
+    def decode_into(self, value: Any, spec: ArraySpec, side: dict[str, bytes],
+                    out: np.ndarray) -> np.ndarray:
+        """``decode`` written into ``out`` (an array of ``spec``); codecs that can
+        produce their result in place override this to save a copy."""
+        np.copyto(out, spec.empty_like_check(np.asarray(self.decode(value, spec, side)),
+                                             self.codec_id))
+        return out
+
 
 _REGISTRY: dict[str, type[Codec]] = {}
 

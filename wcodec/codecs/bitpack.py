@@ -28,6 +28,16 @@ def _byte_table(bits: int, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(symbols).view(f"<u{per}").reshape(256)
 
 
+@lru_cache(maxsize=None)
+def _pair_table(bits: int, dtype: str) -> np.ndarray:
+    """``_byte_table`` for pairs of bytes (a little-endian uint16 index): half
+    as many gathers, which is what the decode time is made of (widths 2 and 4)."""
+    per = 8 // bits
+    single = _byte_table(bits, dtype).view(np.uint8).reshape(256, per)
+    pairs = np.concatenate([np.tile(single, (256, 1)), np.repeat(single, 256, axis=0)], axis=1)
+    return np.ascontiguousarray(pairs).view(f"<u{2 * per}").reshape(65536)
+
+
 @register
 class BitPack(intcoding.IntegerCoder):
     codec_id = "bitpack"
@@ -64,7 +74,14 @@ class BitPack(intcoding.IntegerCoder):
         tail = n * bits % 8
         if tail and raw[-1] >> tail:
             raise FormatError("bitpack: non-zero padding bits")
-        out = _byte_table(bits, spec.dtype)[raw].view(np.uint8)[:n]
+        if bits == 1:
+            out = _byte_table(bits, spec.dtype)[raw].view(np.uint8)
+        else:
+            even = raw.size & ~1
+            out = _pair_table(bits, spec.dtype)[raw[:even].view("<u2")].view(np.uint8)
+            if even != raw.size:
+                out = np.concatenate([out, _byte_table(bits, spec.dtype)[raw[even:]].view(np.uint8)])
+        out = out[:n]
         if spec.dtype == "bool":
             if out.size and out.max() > 1:
                 raise FormatError("bool tensor decoded a symbol other than 0/1")

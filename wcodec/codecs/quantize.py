@@ -123,6 +123,15 @@ class Quantize(Codec):
         return levels
 
     def decode(self, value, spec, side):
+        return floatio.from_float32(q.dequantize(self._result(value, spec, side)), spec)
+
+    def decode_into(self, value, spec, side, out):
+        if spec.dtype != "float32":
+            return super().decode_into(value, spec, side, out)
+        return q.dequantize(self._result(value, spec, side), out=out)
+
+    def _result(self, value, spec, side):
+        """The kernel's result object from the levels and side streams."""
         n = self.units(spec)
         levels = np.asarray(value)
         if self.mode == "uniform":
@@ -140,4 +149,4 @@ class Quantize(Codec):
         else:
             step = floatio.read_float32(side, "step", n, "quantize")
             r = q.StepResult(levels, step, None if self.granularity == "tensor" else self._axis(spec))
-        return floatio.from_float32(q.dequantize(r), spec)
+        return r

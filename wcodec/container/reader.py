@@ -264,22 +264,30 @@ class Reader:
                 return data
         raise InputError(f"tensor {name!r} has no stream {stream!r}")
 
-    def get_tensor(self, name: str) -> np.ndarray:
-        """Decode one tensor into a new numpy array (bfloat16 as uint16 bits)."""
+    def get_tensor(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode one tensor into a new numpy array (bfloat16 as uint16 bits), or
+        into ``out`` (a writeable C-contiguous array of the tensor's shape and
+        carrier dtype), which saves a copy when filling existing buffers."""
         info = self.info(name)
+        if out is not None:
+            want = dtypes.get(info.dtype).numpy
+            if (not isinstance(out, np.ndarray) or out.shape != info.shape or out.dtype != want
+                    or not out.flags.c_contiguous or not out.flags.writeable):
+                raise InputError(f"tensor {name!r}: out must be a writeable C-contiguous "
+                                 f"{want} array of shape {info.shape}")
         pipeline = self.pipeline(name)
         streams = {s.name: self.read_stream(name, s.name) for s in info.streams}
         data = streams.pop(DATA_STREAM)
         spec = ArraySpec(info.shape, info.dtype)
         try:
-            array = pipeline.decode(data, streams, spec)
+            array = pipeline.decode(data, streams, spec, out=out)
         except MemoryError:
             raise LimitExceeded(f"tensor {name!r}: not enough memory to decode it") from None
         except WcodecError as exc:
             if isinstance(exc, FormatError) and not str(exc).startswith("tensor "):
                 raise type(exc)(f"tensor {name!r}: {exc}") from None
             raise
-        if not array.flags.writeable or not array.flags.c_contiguous:
+        if out is None and (not array.flags.writeable or not array.flags.c_contiguous):
             array = np.array(array, copy=True, order="C")
         return array
 

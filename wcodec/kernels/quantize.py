@@ -415,37 +415,60 @@ def _clip_f32_range(out: np.ndarray, unit: np.ndarray, max_level: int) -> None:
         np.clip(out, -_F32_MAX, _F32_MAX, out=out)
 
 
-def dequantize(result) -> np.ndarray:
+def _rows_buffer(rows: np.ndarray, shape: tuple, gran: str, ax: int, out) -> np.ndarray:
+    """Where to compute the per-unit rows: ``out`` itself (viewed as rows) when
+    the rows are just a reshape of it, else a new float32 buffer."""
+    if (out is not None and out.dtype == np.float32 and out.flags.c_contiguous
+            and out.shape == tuple(shape) and rows.size == out.size
+            and (gran != "channel" or ax == 0 or len(shape) == 0)):
+        return out.reshape(rows.shape)
+    return np.empty(rows.shape, dtype=np.float32)
+
+
+def _finish(rows_out: np.ndarray, shape: tuple, gran: str, ax: int, out) -> np.ndarray:
+    result = _unrows(rows_out, shape, gran, ax)
+    if out is None:
+        return result
+    if not np.shares_memory(result, out):
+        np.copyto(out, result)
+    return out
+
+
+def dequantize(result, out: np.ndarray | None = None) -> np.ndarray:
     """Reconstruct a float32 array (C-contiguous, shape of ``q``) from any
     result of this module: ``(q - zero_point) * scale``, ``q * scale`` or
-    ``q * step`` per unit.  InputError if the fields do not fit together."""
+    ``q * step`` per unit.  InputError if the fields do not fit together.
+    With ``out`` (float32, shape of ``q``) the values are written there (directly
+    when the layout allows, saving a copy) and ``out`` is returned."""
     if isinstance(result, QuantResult):
         rows, gran, ax = _result_rows(result.q, result.granularity, result.axis,
                                       result.group_size)
         scale = _unit_param(result.scale, rows.shape[0], "scale")
-        out = np.empty(rows.shape, dtype=np.float32)
+        shape = np.shape(result.q)
+        buf = _rows_buffer(rows, shape, gran, ax, out)
         with np.errstate(over="ignore"):
             if result.zero_point is not None:
                 np.subtract(rows, _unit_param(result.zero_point, rows.shape[0], "zero_point"),
-                            out=out)
-                out *= scale
+                            out=buf)
+                buf *= scale
             else:  # one fused pass: int levels times float32 scales
-                np.multiply(rows, scale, out=out)
-        _clip_f32_range(out, scale, 255)
-        return _unrows(out, np.shape(result.q), gran, ax)
+                np.multiply(rows, scale, out=buf)
+        _clip_f32_range(buf, scale, 255)
+        return _finish(buf, shape, gran, ax, out)
     if isinstance(result, TernaryResult):
         rows, gran, ax = _result_rows(result.q, result.granularity, result.axis, None)
-        out = np.empty(rows.shape, dtype=np.float32)
+        shape = np.shape(result.q)
+        buf = _rows_buffer(rows, shape, gran, ax, out)
         with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(rows, _unit_param(result.scale, rows.shape[0], "scale"), out=out)
-        return _unrows(out, np.shape(result.q), gran, ax)
+            np.multiply(rows, _unit_param(result.scale, rows.shape[0], "scale"), out=buf)
+        return _finish(buf, shape, gran, ax, out)
     if isinstance(result, StepResult):
         gran = "tensor" if result.axis is None else "channel"
         rows, gran, ax = _result_rows(result.q, gran, result.axis, None)
         # float64 product: int32 levels beyond 2**24 are not exact in float32
-        out = rows.astype(np.float64)
+        wide = rows.astype(np.float64)
         step = _unit_param(result.step, rows.shape[0], "step")
-        out *= step.astype(np.float64)
-        _clip_f32_range(out, step, 2 ** 31)
-        return _unrows(out.astype(np.float32), np.shape(result.q), gran, ax)
+        wide *= step.astype(np.float64)
+        _clip_f32_range(wide, step, 2 ** 31)
+        return _finish(wide.astype(np.float32), np.shape(result.q), gran, ax, out)
     raise InputError(f"cannot dequantize a {type(result).__name__}")
