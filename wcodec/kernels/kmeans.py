@@ -17,11 +17,10 @@ nearest float32 centroid exactly, whichever summary was used.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from wcodec.errors import ConfigError, InputError
+from wcodec.kernels.quantize import int_param
 
 __all__ = ["kmeans_1d", "decode", "MAX_CLUSTERS", "INITS"]
 
@@ -39,16 +38,6 @@ _LUT_CELLS = 1 << 16
 # Inputs larger than this are clustered on a histogram of this many bins.
 _HIST_MIN_N = 1 << 20
 _HIST_BINS = 1 << 18
-
-
-def _int_param(value, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ConfigError(f"{name} must be {rng}, got {value!r}")
-    return v
 
 
 def _floor_to(values: np.ndarray, dtype) -> np.ndarray:
@@ -246,11 +235,11 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
     if keep_zero not in (True, False):
         raise ConfigError(f"keep_zero must be a bool, got {keep_zero!r}")
     keep_zero = bool(keep_zero)
-    n_clusters = _int_param(n_clusters, "n_clusters", 2 if keep_zero else 1, MAX_CLUSTERS)
+    n_clusters = int_param(n_clusters, "n_clusters", 2 if keep_zero else 1, MAX_CLUSTERS)
     if init not in INITS:
         raise ConfigError(f"init must be one of {INITS}, got {init!r}")
-    seed = _int_param(seed, "seed", 0)
-    max_iter = _int_param(max_iter, "max_iter", 0)
+    seed = int_param(seed, "seed", 0)
+    max_iter = int_param(max_iter, "max_iter", 0)
     idx_dtype = np.uint8 if n_clusters <= 256 else np.uint16
 
     work = np.float32 if a.dtype in (np.float16, np.float32) else np.float64

@@ -132,7 +132,8 @@ def _input(x) -> np.ndarray:
     return a
 
 
-def _int_param(value, name: str, lo: int, hi: int | None = None) -> int:
+def int_param(value, name: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int in [lo, hi] (bools refused); ConfigError otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
     v = int(value)
@@ -225,7 +226,7 @@ def quantize_uniform(x, bits: int, *, scheme: str = "symmetric", granularity: st
     the float32 rounding of the dequantized value.
     """
     a = _input(x)
-    bits = _int_param(bits, "bits", 2, 8)
+    bits = int_param(bits, "bits", 2, 8)
     if scheme not in SCHEMES:
         raise ConfigError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     if granularity not in GRANULARITIES:
@@ -233,7 +234,7 @@ def quantize_uniform(x, bits: int, *, scheme: str = "symmetric", granularity: st
     if granularity == "group":
         if group_size is None:
             raise ConfigError("granularity='group' needs group_size")
-        group_size = _int_param(group_size, "group_size", 1)
+        group_size = int_param(group_size, "group_size", 1)
     elif group_size is not None:
         raise ConfigError("group_size is only valid with granularity='group'")
     ax = _axis(axis, a.ndim) if granularity == "channel" else 0
@@ -401,7 +402,7 @@ def _result_rows(q, granularity: str, axis, group_size) -> tuple[np.ndarray, str
     try:
         ax = _axis(axis, q.ndim) if granularity == "channel" else 0
         if granularity == "group":
-            group_size = _int_param(group_size, "group_size", 1)
+            group_size = int_param(group_size, "group_size", 1)
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
     return _rows(q, granularity, ax, group_size), granularity, ax
