@@ -281,3 +281,19 @@ def weights(rng):
         "ids": rng.integers(-100, 100, 33).astype(np.int32),
         "empty": np.zeros((0, 4), np.float32),
     }
+
+
+def toc_of(blob: bytes) -> tuple[int, dict]:
+    """(offset, parsed table of contents) of a wcodec file read by hand; a
+    zstd-compressed TOC (trailer encoding 1, FORMAT.md 2.3) is inflated."""
+    import json
+
+    import zstandard
+
+    from wcodec.container import format as fmt
+
+    offset, length, _, encoding, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
+    raw = bytes(blob[offset:offset + length])
+    if encoding == fmt.TOC_ZSTD:
+        raw = zstandard.ZstdDecompressor().decompress(raw)
+    return offset, json.loads(raw)

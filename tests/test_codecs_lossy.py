@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import INT_DTYPES, assert_bits_equal, shapes, storage_dtype, views
+from conftest import toc_of, INT_DTYPES, assert_bits_equal, shapes, storage_dtype, views
 import wcodec
 from wcodec import ChecksumError, ConfigError, FormatError, Pipeline, WcodecError
 from wcodec.codecs import ArraySpec
@@ -1110,8 +1110,7 @@ def _rewrite_toc(path: str, edit) -> None:
     """Apply ``edit(toc)`` to a file's table of contents and fix its checksum."""
     with open(path, "rb") as f:
         blob = f.read()
-    toc_offset, toc_length, _, _, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
-    toc = json.loads(blob[toc_offset:toc_offset + toc_length])
+    toc_offset, toc = toc_of(blob)
     edit(toc)
     raw = json.dumps(toc, separators=(",", ":")).encode()
     with open(path, "wb") as f:

@@ -3,7 +3,6 @@ round trips, the lazy reader, stream alignment, atomic writes, input checks and
 verify()."""
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zlib
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import given
 
 import wcodec
-from conftest import (ALL_DTYPES, BUILTIN_RECIPES, assert_bits_equal, bfloat16_tensor, fresh_dir,
+from conftest import (toc_of, ALL_DTYPES, BUILTIN_RECIPES, assert_bits_equal, bfloat16_tensor, fresh_dir,
                       metadata_dicts, storage_dtype, tensor_dicts)
 from wcodec import (ChecksumError, ConfigError, InputError, LimitExceeded, Pipeline, Reader,
                     WcodecError, Writer)
@@ -54,8 +53,7 @@ def assert_loaded(recipe: str, got: np.ndarray, array: np.ndarray, dtype: str, w
 def file_regions(path):
     """(stream spans, toc offset, size) of a well-formed file, parsed by hand."""
     blob = open(path, "rb").read()
-    toc_offset, toc_length, toc_crc, zero, magic = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
-    toc = json.loads(blob[toc_offset:toc_offset + toc_length])
+    toc_offset, toc = toc_of(blob)
     return blob, toc, toc_offset
 
 
@@ -357,10 +355,11 @@ def test_layout_and_alignment(recipe, tmp_path, weights):
     wcodec.save_file(weights, path, recipe)
     blob, toc, toc_offset = file_regions(path)
     magic, major, minor, flags, reserved = fmt.HEADER.unpack_from(blob, 0)
-    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 0) and flags == 0
+    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 1) and flags == 0
     assert reserved == bytes(48)
     off, length, crc, zero, end_magic = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
-    assert end_magic == magic and zero == 0 and off + length + 32 == len(blob)
+    assert end_magic == magic and zero in (fmt.TOC_JSON, fmt.TOC_ZSTD)
+    assert off + length + 32 == len(blob)
     assert crc == zlib.crc32(blob[off:off + length])
     spans = []
     for rec in toc["tensors"]:

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wcodec
-from conftest import BUILTIN_RECIPES, arrays, bfloat16_tensor, bits_equal, encode_parts
+from conftest import toc_of, BUILTIN_RECIPES, arrays, bfloat16_tensor, bits_equal, encode_parts
 from wcodec import (ChecksumError, FormatError, LimitExceeded, Pipeline, TruncatedError,
                     UnknownCodec, UnsupportedVersion, WcodecError, Writer)
 from wcodec.codecs import ARRAY_TO_ARRAY, ArraySpec, Codec
@@ -194,8 +194,7 @@ def good_files(tmp_path_factory):
         wcodec.save_file(tensors, path, recipe, metadata={"k": "v"})
         expected = load_all(path)
         blob = path.read_bytes()
-        toc_offset, toc_length, *_ = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
-        toc = json.loads(blob[toc_offset:toc_offset + toc_length])
+        toc_offset, toc = toc_of(blob)
         spans = sorted((s["offset"], s["offset"] + s["length"])
                        for rec in toc["tensors"] for s in rec["streams"])
         padding = []
@@ -289,7 +288,7 @@ def test_every_bit_of_header_and_trailer(good_files, tmp_path):
 def test_flips_in_streams_are_checksum_errors(good_files, tmp_path):
     blob, expected, _, toc_offset = good_files["lossless"]
     path = tmp_path / "f.wcodec"
-    toc = json.loads(blob[toc_offset:len(blob) - 32])
+    toc = toc_of(blob)[1]
     for rec in toc["tensors"]:
         for s in rec["streams"]:
             for pos in {s["offset"], s["offset"] + s["length"] // 2,
@@ -743,7 +742,9 @@ FRAMINGS = [
     ("toc-offset-late", dict(toc_offset=TOC_OFFSET + 1), FormatError),
     ("toc-offset-huge", dict(toc_offset=(1 << 64) - 1), FormatError),
     ("toc-crc-wrong", dict(toc_crc=0), ChecksumError),
-    ("trailer-reserved", dict(zero=1), TruncatedError),
+    # trailer TOC encoding (FORMAT.md 2.3): 1 = zstd, but these bytes are plain JSON
+    ("trailer-toc-encoding-zstd-lie", dict(zero=1), FormatError),
+    ("trailer-toc-encoding-unknown", dict(zero=2), FormatError),
     ("trailer-magic", dict(end_magic=b"\x89WCODEX\n"), TruncatedError),
     ("header-magic", dict(head=header(magic=b"\x89PNG\r\n\x1a\n")), FormatError),
     ("major-2", dict(head=header(major=2)), UnsupportedVersion),

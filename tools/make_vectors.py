@@ -860,8 +860,12 @@ def dump_toc(toc: dict) -> bytes:
 
 
 def read_toc(blob: bytes) -> tuple[int, dict]:
-    offset, length, _, _, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
-    return offset, json.loads(blob[offset:offset + length].decode("utf-8"))
+    offset, length, _, encoding, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
+    raw = blob[offset:offset + length]
+    if encoding == fmt.TOC_ZSTD:
+        import zstandard
+        raw = zstandard.ZstdDecompressor().decompress(raw)
+    return offset, json.loads(raw.decode("utf-8"))
 
 
 def apply_patch(path: str, patch: Callable[[bytearray, dict], None]) -> None:
@@ -1119,11 +1123,12 @@ def example_block(path: str) -> str:
             regions.append((s["offset"], s["length"], f"tensor `{record['name']}`, stream "
                             f"`{s['name']}` ({'+'.join(c['id'] for c in record['pipeline'])}), "
                             f"crc32 `0x{s['crc32']:08x}`"))
-    regions.append((toc_offset, toc_length, "table of contents (UTF-8 JSON)"))
-    offset, length, crc, _, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
+    offset, length, crc, encoding, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
+    regions.append((toc_offset, toc_length, "table of contents (UTF-8 JSON)" if encoding == 0
+                    else "table of contents (zstd frame of UTF-8 JSON)"))
     regions.append((len(blob) - fmt.TRAILER.size, fmt.TRAILER.size,
                     f"trailer: TOC offset {offset}, TOC length {length}, TOC crc32 "
-                    f"`0x{crc:08x}`, reserved 0, magic"))
+                    f"`0x{crc:08x}`, TOC encoding {encoding}, magic"))
     rows, pos = [], 0
     for start, size, what in sorted(regions):
         if start > pos:

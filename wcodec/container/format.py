@@ -6,14 +6,19 @@ import struct
 
 MAGIC = b"\x89WCODEC\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1: the table of contents may be zstd-compressed
 ALIGN = 64
 
 # header: magic, major, minor, flags, 48 reserved zero bytes -> 64 bytes
 HEADER = struct.Struct("<8sHHI48s")
-# trailer: toc offset, toc length, toc crc32, reserved zero, magic -> 32 bytes
+# trailer: toc offset, toc length, toc crc32, toc encoding, magic -> 32 bytes
 TRAILER = struct.Struct("<QQII8s")
 assert HEADER.size == 64 and TRAILER.size == 32
+
+# How the table of contents is stored (trailer field at offset 20)
+TOC_JSON = 0      # UTF-8 JSON as is
+TOC_ZSTD = 1      # one zstd frame (content size recorded) holding the UTF-8 JSON
+TOC_COMPRESS_FROM = 1024  # writers compress TOCs of at least this many bytes if it helps
 
 # Hard limits a reader enforces before allocating anything.
 MAX_TOC_BYTES = 256 << 20

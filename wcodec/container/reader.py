@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from ..codecs import zstd as zstd_codec
 from ..codecs.base import ArraySpec
 from ..errors import (ChecksumError, ConfigError, FormatError, InputError, LimitExceeded,
                       TruncatedError, UnknownCodec, UnsupportedVersion, WcodecError)
@@ -178,11 +179,13 @@ class Reader:
         if flags != 0 or any(reserved):
             raise FormatError(f"{self.path}: reserved header bytes are not zero")
         self.version = (major, minor)
-        toc_offset, toc_length, toc_crc, zero, end_magic = fmt.TRAILER.unpack_from(
+        toc_offset, toc_length, toc_crc, encoding, end_magic = fmt.TRAILER.unpack_from(
             self._view, self._size - fmt.TRAILER.size)
-        if end_magic != fmt.MAGIC or zero != 0:
+        if end_magic != fmt.MAGIC:
             raise TruncatedError(f"{self.path}: the trailer is missing or damaged "
                                  "(truncated or incomplete file?)")
+        if encoding not in (fmt.TOC_JSON, fmt.TOC_ZSTD):
+            raise FormatError(f"{self.path}: unknown table-of-contents encoding {encoding}")
         if toc_length > fmt.MAX_TOC_BYTES:
             raise LimitExceeded(f"{self.path}: table of contents of {toc_length} bytes is above "
                                 f"the limit {fmt.MAX_TOC_BYTES}")
@@ -191,6 +194,8 @@ class Reader:
         toc_bytes = self._view[toc_offset:toc_offset + toc_length]
         if zlib.crc32(toc_bytes) != toc_crc:
             raise ChecksumError(f"{self.path}: table of contents checksum mismatch")
+        if encoding == fmt.TOC_ZSTD:
+            toc_bytes = zstd_codec.decompress(toc_bytes, fmt.MAX_TOC_BYTES, "table of contents")
         try:
             toc = json.loads(bytes(toc_bytes).decode("utf-8"), parse_constant=_reject_constant,
                              object_pairs_hook=_unique_keys)

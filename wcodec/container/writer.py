@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from ..codecs import zstd as zstd_codec
 from ..codecs.base import ArraySpec
 from ..errors import InputError, WcodecError
 from ..pipeline import DATA_STREAM, Pipeline
@@ -168,9 +169,15 @@ class Writer:
                              allow_nan=False).encode("utf-8")
             if len(toc) > fmt.MAX_TOC_BYTES:
                 raise InputError(f"table of contents is {len(toc)} bytes, above {fmt.MAX_TOC_BYTES}")
+            encoding = fmt.TOC_JSON
+            if len(toc) >= fmt.TOC_COMPRESS_FROM:  # small models: the TOC is much of the file
+                packed = zstd_codec.compress(toc, 19)
+                if len(packed) < len(toc):
+                    toc, encoding = packed, fmt.TOC_ZSTD
             offset = self._pos
             self._file.write(toc)
-            self._file.write(fmt.TRAILER.pack(offset, len(toc), zlib.crc32(toc), 0, fmt.MAGIC))
+            self._file.write(fmt.TRAILER.pack(offset, len(toc), zlib.crc32(toc), encoding,
+                                              fmt.MAGIC))
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
