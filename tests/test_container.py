@@ -645,3 +645,45 @@ def test_config_error_from_bad_recipe_leaves_nothing(tmp_path):
     with pytest.raises(ConfigError):
         wcodec.save_file({"a": np.zeros(2)}, tmp_path / "x.wcodec", "no-such-recipe")
     assert os.listdir(tmp_path) == []
+
+
+# Regression (found in review): explicit dtypes never convert values; bool bytes
+# are normalised; an empty stream overlaps nothing.
+def test_explicit_dtype_must_match_the_array(tmp_path):
+    from wcodec import InputError, Writer
+    from wcodec.pipeline import Pipeline
+    with Writer(tmp_path / "x.wcodec") as w:
+        with pytest.raises(InputError):
+            w.add_tensor("x", np.array([1.7, -300.2]), Pipeline([{"id": "raw"}]), dtype="int8")
+        w.add_tensor("bf", np.array([0x3F80], np.uint16), Pipeline([{"id": "raw"}]),
+                     dtype="bfloat16")
+
+
+@pytest.mark.parametrize("coder", ["raw", "bitpack", "huffman", "zerorun", "sparse", "bytegroup"])
+def test_bool_bytes_are_normalised(tmp_path, coder):
+    b = np.frombuffer(bytes([0, 1, 2, 0, 3]), np.bool_)
+    path = tmp_path / "b.wcodec"
+    wcodec.save_file({"b": b}, path, recipe={"rules": [{"pipeline": [{"id": coder}]}]})
+    blob, toc, _ = file_regions(path)
+    got = wcodec.load_file(path)["b"]
+    assert got.view(np.uint8).tolist() == [0, 1, 1, 0, 1]
+
+
+def test_empty_stream_inside_another_is_not_an_overlap(tmp_path):
+    import zlib
+    path = tmp_path / "e.wcodec"
+    wcodec.save_file({"a": np.arange(100, dtype=np.float32), "e": np.zeros(0, np.float32)},
+                     path, recipe="raw")
+    blob = bytearray(path.read_bytes())
+    off, length, _, enc, magic = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
+    assert enc == fmt.TOC_JSON
+    toc = blob[off:off + length].replace(b'"name":"e","dtype":"float32","shape":[0],'
+                                         b'"pipeline":[{"id":"raw"}],"streams":[{"name":"data",'
+                                         b'"offset":512', b'"name":"e","dtype":"float32",'
+                                         b'"shape":[0],"pipeline":[{"id":"raw"}],"streams":'
+                                         b'[{"name":"data","offset":128')
+    assert len(toc) == length
+    blob[off:off + length] = toc
+    blob[-32:] = fmt.TRAILER.pack(off, length, zlib.crc32(toc), enc, magic)
+    path.write_bytes(bytes(blob))
+    assert wcodec.load_file(path)["e"].shape == (0,)

@@ -72,9 +72,17 @@ def name_of(array: np.ndarray) -> str:
 
 
 def to_storage(array: np.ndarray, name: str) -> np.ndarray:
-    """A C-contiguous little-endian array in the carrier dtype of ``name``."""
+    """A C-contiguous little-endian array in the carrier dtype of ``name``.
+
+    The array must already hold that dtype (byte order aside; bfloat16 may come
+    as its uint16 carrier): values are never converted silently. Bools are
+    normalised to 0/1 bytes whatever bytes they were built from."""
     dt = get(name)
+    array = np.asarray(array)
     if name == "bfloat16" and array.dtype.name == "bfloat16":
         array = array.view(np.uint16)
-    array = np.asarray(array)
+    elif name_of(array) != ("uint16" if name == "bfloat16" else name):
+        raise InputError(f"array of dtype {array.dtype} given as {name}")
+    if name == "bool":
+        return np.ascontiguousarray(array).view(np.uint8) != 0
     return np.ascontiguousarray(array, dtype=dt.numpy).reshape(array.shape)

@@ -35,10 +35,14 @@ ALIASES_KEY = "wcodec.aliases"
 
 # -- helpers --------------------------------------------------------------
 def _device(device: Any) -> torch.device:
+    """A usable torch device; InputError (before any decoding) if it is not."""
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"invalid device {device!r}: {exc}") from None
+        parsed = torch.device(device)
+        if parsed.type != "cpu":
+            torch.empty(0, device=parsed)  # fails early on a build or machine without it
+        return parsed
+    except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
+        raise InputError(f"device {device!r} is not usable here: {exc}") from None
 
 
 def _numpy_buffer(tensor: torch.Tensor) -> np.ndarray | None:

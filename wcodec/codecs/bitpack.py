@@ -45,13 +45,11 @@ class BitPack(intcoding.IntegerCoder):
                             "1..32; omitted: the minimum width, stored in a 1-byte header")}
 
 
-    def resolve(self, spec):
-        super().resolve(spec)
+    def encode(self, value, spec, side):
+        # a writer refuses widths past the dtype (files would exceed the size bound);
+        # a reader accepts them, as the spec does, as long as every symbol fits
         if self.bits is not None and self.bits > 8 * dtypes.get(spec.dtype).itemsize:
             raise ConfigError(f"bitpack: {self.bits} bits is wider than a {spec.dtype} value")
-        return spec
-
-    def encode(self, value, spec, side):
         symbols = intcoding.to_symbols(value, spec)
         intcoding.symbol_stats(symbols, side.stats)
         return bitpack.encode_stream(symbols, self.bits)

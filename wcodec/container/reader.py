@@ -217,8 +217,8 @@ class Reader:
             if info.name in self._infos:
                 raise FormatError(f"{self.path}: duplicate tensor name {info.name!r}")
             self._infos[info.name] = info
-        spans = sorted((s.offset, s.offset + s.length, name)
-                       for name, info in self._infos.items() for s in info.streams)
+        spans = sorted((s.offset, s.offset + s.length, name)  # an empty range overlaps nothing
+                       for name, info in self._infos.items() for s in info.streams if s.length)
         for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
             if start < end:
                 raise FormatError(f"{self.path}: streams of {a!r} and {b!r} overlap")
