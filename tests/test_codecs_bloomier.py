@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conftest import fresh_dir, shapes
+from test_kernel_bloomier import _fmix64  # the spec-reference mixer, written once
 import wcodec
 import wcodec.codecs.bloomier as bl  # registers the codec
 from wcodec import ConfigError, FormatError, Pipeline, WcodecError
@@ -406,15 +407,6 @@ def test_spec_example():
     assert data[:40] == _with(SPEC_EXAMPLE, mode=0, n_exc=0, body_len=22)[:40]
     assert decode(lossy, spec, data).tolist() == [3, 3, 0, 3, 1, 3, 1, 2]
     assert reference_decode(data, 8, "lossy").tolist() == [3, 3, 0, 3, 1, 3, 1, 2]
-
-
-def _fmix64(z):
-    M = (1 << 64) - 1
-    z ^= z >> 33
-    z = (z * 0xFF51AFD7ED558CCD) & M
-    z ^= z >> 33
-    z = (z * 0xC4CEB9FE1A85EC53) & M
-    return z ^ (z >> 33)
 
 
 def reference_decode(data: bytes, size: int, mode: str) -> np.ndarray:
