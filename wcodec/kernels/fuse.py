@@ -191,6 +191,37 @@ def table_parameters(n: int) -> tuple[int, int]:
     return log2_len, segment_count
 
 
+COMPACT_MAX_KEYS = 1 << 18
+COMPACT_TRIES = 24
+
+
+def compact_parameters(n: int) -> list[tuple[int, int]]:
+    """Smaller ``(segment_length_log2, segment_count)`` choices than
+    :func:`table_parameters` for ``n`` keys, smallest table first, which
+    usually still peel: Graf & Lemire's sizing keeps construction failures
+    rare, and for the tables of one weight matrix (up to ~10^5 keys) it is
+    10-20% larger than needed.  Starts just under the measured peeling
+    threshold (about ``0.945 + 2.345 / ln n`` cells per key with segments a
+    quarter of the default length) and steps up 1.5% at a time; empty when
+    ``n`` is outside ``[64, COMPACT_MAX_KEYS]``."""
+    if not 64 <= n <= COMPACT_MAX_KEYS:
+        return []
+    base_log2, base_count = table_parameters(n)
+    limit = (base_count + 2) << base_log2
+    out = set()
+    factor = 0.925 + 2.345 / math.log(n)
+    while n * factor < limit:
+        for log2_len in (base_log2 - 2, base_log2 - 1):
+            if log2_len < 0:
+                continue
+            seg_len = 1 << log2_len
+            count = max(1, -(-int(math.ceil(n * factor)) // seg_len) - 2)
+            if (count + 2) * seg_len < limit:
+                out.add((log2_len, count))
+        factor += 0.015
+    return sorted(out, key=lambda p: ((p[1] + 2) << p[0], -p[0]))
+
+
 def false_positive_rate(value_bits: int, n_values: int) -> float:
     """Probability that a position which is not a key decodes as nonzero.
 
@@ -403,13 +434,17 @@ def _assign(idx, targets, order, where, bounds, cells) -> None:
         cells[p] ^= x
 
 
-def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64) -> FuseTable:
+def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64,
+          compact: bool = True) -> FuseTable:
     """Build a table mapping each ``keys[i]`` (distinct uint64) to
     ``values[i]`` (``< 2**value_bits``).
 
-    Tries ``seed``, ``seed + 1``, ... (mod 2**32) until the hypergraph peels,
-    at most ``max_tries`` times; raises :class:`ConfigError` if it never does
-    (in practice only with duplicate keys).
+    With ``compact``, first tries the smaller tables of
+    :func:`compact_parameters` (two seeds each, at most ``COMPACT_TRIES``
+    peels in all).  Then tries ``seed``, ``seed + 1``, ... (mod 2**32) with
+    :func:`table_parameters` until the hypergraph peels, at most
+    ``max_tries`` times; raises :class:`ConfigError` if it never does (in
+    practice only with duplicate keys).
     """
     vb = _check_value_bits(value_bits)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 0xFFFFFFFF:
@@ -431,22 +466,38 @@ def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64) 
         if int(vals.max()) >= (1 << vb):
             raise ConfigError(f"a value does not fit in {vb} bits")
     vals = vals.astype(dtype)
-    log2_len, seg_count = table_parameters(n)
     if n == 0:
         return FuseTable(int(seed), vb, 0, 0, np.zeros(0, dtype))
-    array_length = (seg_count + 2) << log2_len
     vmask = dtype.type((1 << vb) - 1)
-    s = int(seed)
-    for attempt in range(int(max_tries)):
+
+    def attempt(s: int, log2_len: int, seg_count: int) -> FuseTable | None:
+        array_length = (seg_count + 2) << log2_len
         idx, masks = hash_indices(keys, (s, log2_len, seg_count))
         peeled = _peel(idx, array_length)
-        if peeled is not None:
-            targets = vals ^ (masks.astype(dtype) & vmask)
-            cells = np.zeros(array_length, dtype)
-            _assign(idx, targets, *peeled, cells)
-            return FuseTable(s, vb, log2_len, seg_count, cells)
-        if attempt == 0 and np.unique(keys).size != n:
-            raise ConfigError("keys are not distinct")
+        if peeled is None:
+            return None
+        targets = vals ^ (masks.astype(dtype) & vmask)
+        cells = np.zeros(array_length, dtype)
+        _assign(idx, targets, *peeled, cells)
+        return FuseTable(s, vb, log2_len, seg_count, cells)
+
+    if np.unique(keys).size != n:
+        raise ConfigError("keys are not distinct")
+    tries = 0
+    for log2_len, seg_count in (compact_parameters(n) if compact else []):
+        for s in (int(seed), (int(seed) + 1) & 0xFFFFFFFF):
+            table = attempt(s, log2_len, seg_count)
+            if table is not None:
+                return table
+            tries += 1
+        if tries >= COMPACT_TRIES:
+            break
+    log2_len, seg_count = table_parameters(n)
+    s = int(seed)
+    for _ in range(int(max_tries)):
+        table = attempt(s, log2_len, seg_count)
+        if table is not None:
+            return table
         s = (s + 1) & 0xFFFFFFFF
     raise ConfigError(f"could not build a table for {n} keys in {max_tries} tries")
 
