@@ -171,6 +171,28 @@ def test_large_table_size_and_many_chunks():
     assert ((seg_count + 2) << log2_len) / 1e6 < 1.135
 
 
+@pytest.mark.parametrize("n", [64, 700, 3000, 15000])
+def test_compact_tables_are_smaller_and_correct(n):
+    """The encoder's search for smaller tables: candidates ascend in size and
+    stay below the default sizing; the table it builds answers every key and
+    is smaller than the default one; compact=False gives the default sizing."""
+    cands = fuse.compact_parameters(n)
+    log2_len, seg_count = fuse.table_parameters(n)
+    default = (seg_count + 2) << log2_len
+    sizes = [(c + 2) << g for g, c in cands]
+    assert cands and sizes == sorted(sizes) and max(sizes) < default
+    rng = np.random.default_rng(n)
+    keys = _distinct_keys(rng, n)
+    vals = rng.integers(0, 1024, size=n)
+    small = fuse.build(keys, vals, 10)
+    assert np.array_equal(fuse.query(small, keys), vals)
+    assert small.array_length < default
+    plain = fuse.build(keys, vals, 10, compact=False)
+    assert (plain.segment_length_log2, plain.segment_count) == (log2_len, seg_count)
+    assert np.array_equal(fuse.query(plain, keys), vals)
+    assert fuse.compact_parameters(63) == [] == fuse.compact_parameters(fuse.COMPACT_MAX_KEYS + 1)
+
+
 def test_build_is_deterministic_and_seeded():
     rng = np.random.default_rng(3)
     keys = _distinct_keys(rng, 3000)
