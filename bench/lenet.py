@@ -31,22 +31,21 @@ class LeNet300(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """conv5x5(6) -> pool -> conv5x5(16) -> pool -> fc 120 -> 84 -> 10 (valid
-    convolutions on 28x28, max pooling, ReLU)."""
+    """The Caffe LeNet-5 of the Deep Compression paper (431,080 parameters,
+    1720 KB fp32): conv5x5(20) -> max-pool -> conv5x5(50) -> max-pool -> fc 500
+    (ReLU) -> fc 10, valid convolutions on 28x28 (Caffe's ``lenet_train_test``)."""
 
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 4 * 4, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
+        self.conv1 = nn.Conv2d(1, 20, 5)
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.fc1 = nn.Linear(50 * 4 * 4, 500)
+        self.fc2 = nn.Linear(500, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = x.flatten(1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+        x = F.max_pool2d(self.conv1(x), 2)
+        x = F.max_pool2d(self.conv2(x), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
 MODELS = {"lenet300": LeNet300, "lenet5": LeNet5}
@@ -74,13 +73,15 @@ def _batches(n: int, batch: int, rng: np.random.Generator):
 
 def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int = 0,
           batch: int = 128, params=None, after_step=None, forward=None, label: str = "",
-          fraction: float = 1.0) -> None:
+          fraction: float = 1.0, lr_end: float | None = None) -> None:
     """Adam on cross-entropy; ``after_step()`` runs after each optimizer step
     (masks / centroid sharing); ``forward(x)`` replaces ``model(x)``;
-    ``fraction`` < 1 stops each epoch after that share of the batches."""
+    ``fraction`` < 1 stops each epoch after that share of the batches;
+    ``lr_end``: cosine decay from ``lr`` to it over the run."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
     x, y = data["x_train"], data["y_train"]
+    steps, step = epochs * int(np.ceil(fraction * len(x) / batch)), 0
     for epoch in range(epochs):
         model.train()
         t0 = time.perf_counter()
@@ -90,6 +91,10 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int
             if seen >= limit:
                 break
             xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+            if lr_end is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr_end + 0.5 * (lr - lr_end) * (1 + np.cos(np.pi * step / steps))
+            step += 1
             loss = F.cross_entropy((forward or model)(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -110,7 +115,8 @@ def trained(name: str, data: dict, epochs: int, cache_dir: str, seed: int = 0) -
 
     torch.manual_seed(seed)
     model = MODELS[name]()
-    path = os.path.join(cache_dir, f"{name}-fmnist-e{epochs}-s{seed}.safetensors")
+    params = sum(p.numel() for p in model.parameters())  # the architecture, in the cache key
+    path = os.path.join(cache_dir, f"{name}-{params}p-fmnist-e{epochs}-s{seed}.safetensors")
     if os.path.exists(path):
         model.load_state_dict(load_file(path))
         print(f"  {name}: cached checkpoint {path}", flush=True)
@@ -138,19 +144,20 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 
 def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epochs: int,
-                  gradual: bool, seed: int = 0, lr: float = 5e-4) -> dict[str, torch.Tensor]:
+                  gradual: bool, seed: int = 0, lr: float = 1e-3) -> dict[str, torch.Tensor]:
     """Magnitude-prune the layers in ``sparsity`` and retrain with the masks
-    fixed. ``gradual``: the sparsity rises over the first half of the epochs
-    (cubic schedule, Zhu & Gupta 2017) with masks recomputed each epoch;
-    otherwise one-shot. Returns the final keep-masks."""
+    fixed. ``gradual``: the sparsity rises over the first two thirds of the
+    epochs (cubic schedule, Zhu & Gupta 2017) with masks recomputed each
+    epoch, then the rest train at 0.4 x ``lr``; otherwise one-shot. Returns
+    the final keep-masks."""
     if gradual and epochs >= 2:
-        ramp = max(1, epochs // 2)
+        ramp = max(1, 2 * epochs // 3)
         for e in range(epochs):
             f = min(1.0, (e + 1) / ramp)
             s = {n: v * (1 - (1 - f) ** 3) for n, v in sparsity.items()}
             masks = magnitude_masks(model, s)
             apply_masks(model, masks)
-            train(model, data, 1, lr=lr, seed=seed + 100 + e,
+            train(model, data, 1, lr=lr if e < ramp else 0.4 * lr, seed=seed + 100 + e,
                   after_step=lambda: apply_masks(model, masks),
                   label=f"prune (sparsity x{f:.2f})")
         return masks
@@ -163,7 +170,7 @@ def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epoc
 
 
 def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: int,
-                    seed: int = 0, lr: float = 1e-4) -> None:
+                    seed: int = 0, lr: float = 1e-4, lr_end: float = 1e-5) -> None:
     """k-means each layer in ``bits`` (zero kept exact: pruned weights stay
     pruned), then train the shared centroids (gradients summed per cluster) and
     the other parameters; the model ends with every clustered weight equal to
@@ -189,7 +196,7 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
             return torch.func.functional_call(model, state, (x,))
 
         train(model, data, epochs, lr=lr, seed=seed + 200, params=list(books.values()) + others,
-              after_step=sync, forward=forward, label="centroid retrain")
+              after_step=sync, forward=forward, label="centroid retrain", lr_end=lr_end)
     sync()
 
 
