@@ -156,7 +156,7 @@ def test_lossy_default_value_bits():
 
 def _table_cells(stream: bytes) -> int:
     """Cell count from the fuse-table header that follows the codec header."""
-    _, _, _, log2_len, _, _, count = struct.unpack_from("<4sBBBBII", stream, bl.HEADER_SIZE)
+    _, _, _, log2_len, _, _, count = fuse._HEADER.unpack_from(stream, bl.HEADER_SIZE)
     return (count + 2) << log2_len
 
 

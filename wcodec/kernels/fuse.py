@@ -481,8 +481,10 @@ def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64,
         _assign(idx, targets, *peeled, cells)
         return FuseTable(s, vb, log2_len, seg_count, cells)
 
-    if np.unique(keys).size != n:
-        raise ConfigError("keys are not distinct")
+    def check_distinct() -> None:  # only after a failure: sorting costs as much as a peel
+        if tries == 1 and np.unique(keys).size != n:
+            raise ConfigError("keys are not distinct")
+
     tries = 0
     for log2_len, seg_count in (compact_parameters(n) if compact else []):
         for s in (int(seed), (int(seed) + 1) & 0xFFFFFFFF):
@@ -490,6 +492,7 @@ def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64,
             if table is not None:
                 return table
             tries += 1
+            check_distinct()
         if tries >= COMPACT_TRIES:
             break
     log2_len, seg_count = table_parameters(n)
@@ -498,6 +501,8 @@ def build(keys, values, value_bits: int, *, seed: int = 0, max_tries: int = 64,
         table = attempt(s, log2_len, seg_count)
         if table is not None:
             return table
+        tries += 1
+        check_distinct()
         s = (s + 1) & 0xFFFFFFFF
     raise ConfigError(f"could not build a table for {n} keys in {max_tries} tries")
 
