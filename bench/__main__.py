@@ -64,7 +64,10 @@ DC_CANDIDATES = {
         "B": ({"conv1.weight": 0.5, "conv2.weight": 0.92, "fc1.weight": 0.97,
                "fc2.weight": 0.85},
               {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
-        "C": ({"conv1.weight": 0.6, "conv2.weight": 0.95, "fc1.weight": 0.985,
+        "C": ({"conv1.weight": 0.55, "conv2.weight": 0.94, "fc1.weight": 0.98,
+               "fc2.weight": 0.88},
+              {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
+        "D": ({"conv1.weight": 0.6, "conv2.weight": 0.95, "fc1.weight": 0.985,
                "fc2.weight": 0.9},
               {"conv1.weight": 4, "conv2.weight": 3, "fc1.weight": 3, "fc2.weight": 4}),
     },
@@ -352,7 +355,11 @@ def run_minilm(args, summary: dict, tmp: str) -> None:
         model.load_state_dict({k: torch.from_numpy(v) for k, v in qs.items()})
         add(f"GGUF {kind.upper()} (formula)", report.gguf_bytes(shapes, kind),
             mf.embed(model, ids, mask), None, None)
-    for label, recipe in mf.recipes(args.quick).items():
+    t0 = time.perf_counter()
+    model.load_state_dict(st_load_file(src))          # the GGUF rows left their weights in it
+    allocated = mf.allocated_recipes(model, args.quick)
+    log(f"    sensitivities on random-token probes in {time.perf_counter() - t0:.0f} s")
+    for label, recipe in {**mf.recipes(args.quick), **allocated}.items():
         path = os.path.join(tmp, f"{case}-{len(rows)}.wcodec")
         t0 = time.perf_counter()
         wcodec.save_file(weights, path, recipe=recipe)
@@ -369,6 +376,9 @@ def run_minilm(args, summary: dict, tmp: str) -> None:
                        f"the 10 nearest neighbours (fp32 vs compressed).",
         "notes": ["Built-in lossy recipes compress only >= 2-D tensors of >= 4096 elements "
                   "(biases/LayerNorms lossless).",
+                  "rate-allocated rows: one step ratio per weight matrix from wcodec.allocate, "
+                  "sensitivities measured on 256 random token sequences (no text); budget = "
+                  "the distortion (1 - cosine) allowed on those probes.",
                   "decode = wcodec.torch.load_model into the model, 1 torch thread, warm, "
                   f"median of {args.repeat}; fp32 row = safetensors load_file + load_state_dict."]}
 

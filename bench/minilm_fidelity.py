@@ -5,7 +5,11 @@ each compressed model vs the fp32 model on real English sentences
 Metrics: ``cos_mean``, the mean cosine similarity between each sentence's
 compressed and fp32 embeddings; ``top10_agree``, for each sentence the overlap
 of its 10 nearest neighbours among the other sentences under the fp32 and the
-compressed embeddings (|A & B| / 10), averaged."""
+compressed embeddings (|A & B| / 10), averaged.
+
+The rate-allocated rows (:func:`allocated_recipes`) give each weight matrix its
+own quantization step with ``wcodec.allocate``; the sensitivities it needs are
+measured on random token sequences, not on text, so these rows stay data-free."""
 from __future__ import annotations
 
 import os
@@ -18,13 +22,17 @@ from . import minilm
 TOKENIZERS_HINT = "the 'tokenizers' package is missing: pip install tokenizers"
 
 
-def tokenize(sentences: list[str], max_len: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, attention_mask) int64 arrays, truncated to ``max_len`` and padded."""
+def _tokenizer():
     try:
         from tokenizers import Tokenizer
     except ImportError:
         raise SystemExit(TOKENIZERS_HINT) from None
-    tok = Tokenizer.from_file(os.path.join(minilm.model_dir(), "tokenizer.json"))
+    return Tokenizer.from_file(os.path.join(minilm.model_dir(), "tokenizer.json"))
+
+
+def tokenize(sentences: list[str], max_len: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention_mask) int64 arrays, truncated to ``max_len`` and padded."""
+    tok = _tokenizer()
     tok.enable_truncation(max_length=max_len)
     tok.enable_padding(pad_id=tok.token_to_id("[PAD]") or 0, pad_token="[PAD]")
     enc = tok.encode_batch(sentences)
@@ -45,6 +53,38 @@ def embed(model, ids: np.ndarray, mask: np.ndarray, batch: int = 64) -> np.ndarr
         e = model(torch.from_numpy(ids[sel, :n]), torch.from_numpy(mask[sel, :n]))
         out[sel] = e.numpy()
     return out
+
+
+def random_token_probes(n: int = 256, length: int = 32, seed: int = 0
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` sequences ``[CLS] t1 .. t(length-2) [SEP]`` of tokens drawn uniformly
+    from the vocabulary's word pieces (special and ``[unused]`` entries left
+    out): inputs for measuring sensitivities without any data."""
+    tok = _tokenizer()
+    pieces = np.array(sorted(i for t, i in tok.get_vocab().items()
+                             if not (t.startswith("[") and t.endswith("]"))), np.int64)
+    ids = np.random.default_rng(seed).choice(pieces, size=(n, length))
+    ids[:, 0], ids[:, -1] = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    return torch.from_numpy(ids), torch.ones(n, length, dtype=torch.int64)
+
+
+# distortion budgets (1 - cosine on the random-token probes) of the rate-allocated rows
+ALLOCATION_BUDGETS = {True: (0.01, 0.014), False: (0.008, 0.011, 0.014, 0.017)}
+
+
+def allocated_recipes(model, quick: bool) -> dict[str, dict]:
+    """Rate-allocated step recipes: sensitivities of ``model`` (fp32 weights
+    loaded) on random-token probes, then one step ratio per weight matrix for
+    each budget (``wcodec.allocate``); the other float tensors (biases,
+    LayerNorms: 0.1% of the weights, 1% of the file when lossless) in float16."""
+    from wcodec import allocate
+
+    ids, mask = random_token_probes()
+    sens = allocate.measure_sensitivity(model, lambda m: m(ids, mask))
+    return {f"auto rate-allocated budget={b}":
+            allocate.step_recipe(allocate.allocate(sens, b), name=f"auto-allocated-{b}",
+                                extends="fp16")
+            for b in ALLOCATION_BUDGETS[quick]}
 
 
 def cos_mean(ref: np.ndarray, emb: np.ndarray) -> float:

@@ -206,7 +206,7 @@ def markdown(summary: dict) -> str:
 
 def family(recipe: str) -> str:
     r = recipe.lower()
-    for key in ("weightless", "deep-compression", "dc-", "auto", "int8", "int4", "q8_0", "q4_0",
+    for key in ("weightless", "deep-compression", "dc-", "rate-allocated", "auto", "int8", "int4", "q8_0", "q4_0",
                 "fp16", "bf16", "zstd", "lossless", "fp32"):
         if key in r:
             return "deep-compression" if key == "dc-" else key
