@@ -56,6 +56,12 @@ DC_CANDIDATES = {
               {"fc1.weight": 4, "fc2.weight": 4, "fc3.weight": 5}),
         "D": ({"fc1.weight": 0.98, "fc2.weight": 0.95, "fc3.weight": 0.8},
               {"fc1.weight": 4, "fc2.weight": 4, "fc3.weight": 4}),
+        "E": ({"fc1.weight": 0.975, "fc2.weight": 0.94, "fc3.weight": 0.75},
+              {"fc1.weight": 3, "fc2.weight": 4, "fc3.weight": 5}),
+        "F": ({"fc1.weight": 0.97, "fc2.weight": 0.93, "fc3.weight": 0.75},
+              {"fc1.weight": 3, "fc2.weight": 3, "fc3.weight": 4}),
+        "G": ({"fc1.weight": 0.973, "fc2.weight": 0.935, "fc3.weight": 0.75},
+              {"fc1.weight": 3, "fc2.weight": 3, "fc3.weight": 4}),
     },
     "lenet5": {
         "A": ({"conv1.weight": 0.34, "conv2.weight": 0.88, "fc1.weight": 0.92,
@@ -211,9 +217,14 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
                  f"{'gradual (cubic) ' if gradual else 'one-shot '}magnitude pruning with "
                  f"{pe} epochs of masked retraining (Adam 1e-3 while the sparsity ramps up over "
                  f"the first two thirds, then 4e-4), then per-layer k-means (zero kept exact) "
-                 f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5)"
+                 f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5), then "
+                 f"the weights of units nothing reads any more are zeroed "
+                 f"(wcodec.finetune.remove_dead_units: outputs unchanged)"
                  + ("; the Weightless rows use wcodec.finetune (bloomier pipeline, Weightless "
-                    "loop: encode the largest layer, freeze it, retrain the rest)"
+                    "loop: encode the largest layer, freeze it, retrain the rest for "
+                    f"{'a third of an epoch' if q else '4 epochs'} per layer at Adam 1e-3 -> 1e-5 "
+                    "with the layers still to encode keeping their zeros; the full run also "
+                    "bounds false positives at 1/256)"
                     if ft is not None else "") + "."
                  + (" --quick: candidates A and B only." if q else ""))
     cands, tuned = [], {}
@@ -247,10 +258,12 @@ WEIGHTLESS_MIN_SIZE = 4096
 SMALL_WEIGHT_PIPELINE = [{"id": "quantize", "bits": 8, "granularity": "channel"}, {"id": "raw"}]
 
 
-def weightless_recipe(name: str, ft, layers: dict, mode: str) -> dict:
+def weightless_recipe(name: str, ft, layers: dict, mode: str,
+                      max_fp_rate: float | None = None) -> dict:
     """Weightless (prune -> cluster -> bloomier) on the given layers
     ({name: (sparsity, bits)}); smaller weights int8 per channel; biases int8."""
-    rules = [{"match": [layer], "pipeline": ft.weightless_pipeline(b, s, mode=mode)}
+    rules = [{"match": [layer], "pipeline": ft.weightless_pipeline(b, s, mode=mode,
+                                                                    max_fp_rate=max_fp_rate)}
              for layer, (s, b) in layers.items()]
     rules += [{"match": ["*.weight"], "min_ndim": 2, "pipeline": SMALL_WEIGHT_PIPELINE},
               {"match": ["*.bias"], "pipeline": BIAS_PIPELINE},
@@ -283,32 +296,38 @@ def run_weightless(case, name, model, tuned, data, args, summary, pack, sparsity
         except Exception as exc:  # report it, keep going
             summary["skipped"].append({"case": case, "recipe": label,
                                        "reason": f"{type(exc).__name__}: {exc}"})
-    label = labels[2]
-    frac = 0.34 if args.quick else 2.0
-    try:
-        m = copy.deepcopy(tuned)
-        loops = {n: ft.Weightless(m, bits=b, sparsity=s, layers=[n]) for n, (s, b) in layers.items()}
-        order = sorted(layers, key=lambda n: -params[n].numel())
-        for i, n in enumerate(order):
-            st = loops[n].encode(n)
-            log(f"  {case}: weightless encoded {n} ({st.get('bytes', 0):.0f} B, false-positive rate "
-                f"{st.get('false_positive_rate', float('nan')):.4f}); retraining the rest")
-            train_params = [p for p in m.parameters() if p.requires_grad]
-            epochs, f = (int(frac), 1.0) if frac >= 1 else (1, frac)
-            lenet.train(m, data, epochs, lr=1e-4, seed=args.seed + 300 + i, params=train_params,
-                        fraction=f, label=f"weightless retrain after {n}")
-        state = {k: v.detach() for k, v in m.state_dict().items()}
-        for n, loop in loops.items():
-            state[n] = loop.state_dict()[n]
-        recipe = weightless_recipe(f"weightless-ft-{case}", ft, layers, "lossy")
-
-        holder = lenet.MODELS[name]()
-        holder.load_state_dict(state)
-        pack(label, holder, recipe, True, val_top1=lenet.accuracy(m, data["x_val"], data["y_val"]),
-             fine_tuned_top1=lenet.accuracy(m, data["x_test"], data["y_test"]))
-    except Exception as exc:
-        summary["skipped"].append({"case": case, "recipe": label,
-                                   "reason": f"{type(exc).__name__}: {exc}"})
+    # the loop: encode the largest layer (false positives included), freeze it, retrain the
+    # rest -- layers still to encode keep their zeros -- with Adam 1e-3 decaying to 1e-5
+    epochs, frac = (1, 0.34) if args.quick else (4, 1.0)
+    for rate in ((None,) if args.quick else (None, 1 / 256)):
+        label = labels[2] + ("" if rate is None else f" (false positives <= 1/{round(1 / rate)})")
+        try:
+            m = copy.deepcopy(tuned)
+            mp = dict(m.named_parameters())
+            loops = {n: ft.Weightless(m, bits=b, sparsity=s, layers=[n], max_fp_rate=rate)
+                     for n, (s, b) in layers.items()}
+            order = sorted(layers, key=lambda n: -params[n].numel())
+            for i, n in enumerate(order):
+                st = loops[n].encode(n)
+                log(f"  {case}: weightless encoded {n} ({st.get('bytes', 0):.0f} B, false-positive "
+                    f"rate {st.get('false_positive_rate', float('nan')):.4f}); retraining the rest")
+                masks = {k: (mp[k] != 0).to(mp[k].dtype) for k in order[i + 1:]}
+                lenet.train(m, data, epochs, lr=1e-3, lr_end=1e-5, seed=args.seed + 300 + i,
+                            params=[p for p in m.parameters() if p.requires_grad], fraction=frac,
+                            after_step=lambda masks=masks: lenet.apply_masks(m, masks),
+                            label=f"weightless retrain after {n}")
+            state = {k: v.detach() for k, v in m.state_dict().items()}
+            for n, loop in loops.items():
+                state[n] = loop.state_dict()[n]
+            recipe = weightless_recipe(f"weightless-ft-{case}", ft, layers, "lossy", rate)
+            holder = lenet.MODELS[name]()
+            holder.load_state_dict(state)
+            pack(label, holder, recipe, True,
+                 val_top1=lenet.accuracy(m, data["x_val"], data["y_val"]),
+                 fine_tuned_top1=lenet.accuracy(m, data["x_test"], data["y_test"]))
+        except Exception as exc:
+            summary["skipped"].append({"case": case, "recipe": label,
+                                       "reason": f"{type(exc).__name__}: {exc}"})
 
 
 # -- MiniLM case --------------------------------------------------------------------

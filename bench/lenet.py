@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wcodec.finetune import remove_dead_units
 from wcodec.kernels import kmeans, prune
 
 
@@ -202,6 +203,10 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
 
 def deep_compress(model: nn.Module, data: dict, sparsity: dict[str, float], bits: dict[str, int],
                   prune_epochs: int, cluster_epochs: int, gradual: bool, seed: int = 0) -> nn.Module:
+    """Prune (masked retraining), cluster (centroid retraining), then zero the
+    weights of units nothing reads any more (``wcodec.finetune.remove_dead_units``:
+    outputs unchanged, fewer positions to code)."""
     prune_retrain(model, data, sparsity, prune_epochs, gradual, seed)
     cluster_retrain(model, data, bits, cluster_epochs, seed)
+    remove_dead_units(model, weight_names(model))
     return model.eval()

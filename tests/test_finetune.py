@@ -267,3 +267,51 @@ def test_shared_weights_survive_deepcopy():
     assert not torch.equal(clone(x), model(x))
     idx = clone[0].parametrizations.weight[0].indices
     assert torch.equal(clone[0].weight, torch.cat([cb.new_zeros(1), cb[1:]])[idx])
+
+
+class _ConvNet(nn.Module):
+    """conv(3) -> pool -> conv(4) -> flatten (4 x 2 x 2) -> fc 6 -> relu -> fc 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 3, 3), nn.Conv2d(3, 4, 3)
+        self.fc1, self.fc2 = nn.Linear(16, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        x = torch.relu(nn.functional.max_pool2d(self.conv1(x), 2))   # 10x10 -> 8x8 -> 4x4
+        x = self.conv2(x)                                             # -> 2x2
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def test_remove_dead_units_is_exact_and_cascades():
+    torch.manual_seed(0)
+    net = _ConvNet()
+    chain = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
+    with torch.no_grad():
+        net.fc2.weight[:, 4] = 0            # fc1 unit 4: nothing reads it
+        net.fc1.weight[:, 4:8] = 0          # conv2 channel 1 (flattened inputs 4..7) unread
+        net.fc1.weight[:, 12:16] = 0        # conv2 channel 3 unread
+        net.conv2.weight[[0, 2], 2] = 0     # conv1 channel 2 read only by conv2 channels 1, 3,
+                                            # which die above: a cascade
+    x = torch.randn(5, 1, 10, 10)
+    before = net(x)
+    removed = ft.remove_dead_units(net, chain)
+    assert removed == {"conv1.weight": 1, "conv2.weight": 2, "fc1.weight": 1}
+    assert torch.equal(net(x), before)      # bit-for-bit the same outputs
+    assert not net.fc1.weight[4].any() and net.fc1.bias[4] == 0
+    assert not net.conv2.weight[[1, 3]].any() and not net.conv2.bias[[1, 3]].any()
+    assert not net.conv1.weight[2].any()
+    assert net.conv1.weight[[0, 1]].all() and net.fc2.weight.ne(0).sum() == 10
+    assert ft.remove_dead_units(net, chain) == dict.fromkeys(chain[:-1], 0)   # idempotent
+
+
+def test_remove_dead_units_validates():
+    net = _ConvNet()
+    with pytest.raises(ConfigError, match="no parameter named"):
+        ft.remove_dead_units(net, ["conv1.weight", "nope.weight"])
+    with pytest.raises(ConfigError, match="at least two"):
+        ft.remove_dead_units(net, ["fc1.weight"])
+    with pytest.raises(ConfigError, match="cannot read"):
+        ft.remove_dead_units(net, ["fc1.weight", "conv1.weight"])   # 1 input channel, 6 units
+    with pytest.raises(ConfigError, match="cannot read"):
+        ft.remove_dead_units(net, ["fc1.weight", "fc1.bias"])
