@@ -114,3 +114,10 @@ def test_bad_arguments_raise_wcodec_errors():
         allocate.allocate(sens, 0.1, min_ratio=2.0, max_ratio=1.0)
     with pytest.raises(WcodecError, match="shape"):
         allocate.output_distortion(torch.zeros(2, 3), torch.zeros(3, 2))
+
+
+def test_bfloat16_parameters_are_probed():
+    model, x = TwoBranch().to(torch.bfloat16), _inputs().to(torch.bfloat16)
+    sens = allocate.measure_sensitivity(model, lambda m: m(x))
+    assert all(s.distortion > 0 for s in sens.values())
+    assert model.a.weight.dtype == torch.bfloat16

@@ -106,7 +106,7 @@ def measure_sensitivity(model: nn.Module, forward: Callable[[nn.Module], torch.T
         for name in names:
             p = params[name]
             original = p.detach().clone()
-            x = original.cpu().numpy().astype(np.float32, copy=False)
+            x = original.cpu().float().numpy()
             step = qk.quantize_step(x, step_ratio=probe_ratio, axis=0 if x.ndim else None)
             p.copy_(torch.from_numpy(qk.dequantize(step)).to(p.dtype))
             try:
