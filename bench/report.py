@@ -227,13 +227,19 @@ def plots(summary: dict, out: str) -> list[str]:
     written = []
     rows = [r for r in summary["rows"] if r["case"] == "minilm-l6" and r["metric"] == "cos_mean"]
     if rows:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
         fams: dict[str, list] = {}
         for r in rows:
             fams.setdefault(family(r["recipe"]), []).append(r)
-        for fam, rs in sorted(fams.items()):
+        colours = plt.get_cmap("tab20").colors
+        for i, (fam, rs) in enumerate(sorted(fams.items())):
             rs = sorted(rs, key=lambda r: r["bits_per_weight"])
-            ax.plot([r["bits_per_weight"] for r in rs], [r["value"] for r in rs], "o-", label=fam)
+            bits = [r["bits_per_weight"] for r in rs]
+            style = dict(marker="o", ls="-", label=fam, color=colours[2 * (i % 10) + i // 10 % 2])
+            ax.plot(bits, [r["value"] for r in rs], **style)
+            near = [(b, 1 - r["value"]) for b, r in zip(bits, rs) if b <= 8 and r["value"] < 1]
+            if near:
+                zoom.plot(*zip(*near), **style)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bits per weight (whole file)")
         ax.set_ylabel("mean cosine similarity vs fp32")
@@ -241,6 +247,13 @@ def plots(summary: dict, out: str) -> list[str]:
         ax.axhline(0.99, color="grey", lw=0.5, ls="--")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        zoom.set_yscale("log")
+        zoom.set_xlabel("bits per weight (whole file), <= 8")
+        zoom.set_ylabel("1 - mean cosine (log)")
+        zoom.set_title("zoom: the 1 - cosine <= 0.01 target (dashed), 4 bits = 8x")
+        zoom.axhline(0.01, color="grey", lw=0.5, ls="--")
+        zoom.axvline(4.0, color="grey", lw=0.5, ls=":")
+        zoom.grid(alpha=0.3, which="both")
         p = os.path.join(out, "minilm_bits_vs_cos.png")
         fig.tight_layout()
         fig.savefig(p, dpi=120)
@@ -250,20 +263,39 @@ def plots(summary: dict, out: str) -> list[str]:
         rows = [r for r in summary["rows"] if r["case"] == case]
         if not rows:
             continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        base = rows[0]["baseline_value"] * 100
+        target = {"lenet300-fmnist": 100, "lenet5-fmnist": 120}[case]
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(13, 4.8))
         for ft, marker in ((False, "o"), (True, "s")):
             rs = [r for r in rows if r["finetuned"] == ft]
+            label = "fine-tuned" if ft else "post-training"
             ax.scatter([r["ratio"] for r in rs], [r["value"] * 100 for r in rs], marker=marker,
-                       label="fine-tuned" if ft else "post-training")
+                       label=label)
             for r in rs:
-                ax.annotate(r["recipe"], (r["ratio"], r["value"] * 100), fontsize=6)
-        ax.axhline(rows[0]["baseline_value"] * 100, color="grey", lw=0.5, ls="--")
+                if r["value"] * 100 < base - 3:          # the crowded top is in the zoom
+                    ax.annotate(r["recipe"], (r["ratio"], r["value"] * 100), fontsize=6)
+            near = [r for r in rs if r["value"] * 100 >= base - 3 and r["ratio"] >= 10]
+            zoom.scatter([r["ratio"] for r in near], [r["value"] * 100 for r in near],
+                         marker=marker, label=label)
+            for r in near:
+                short = r["recipe"].replace(" per-layer + fine-tune", " ft")
+                zoom.annotate(short, (r["ratio"], r["value"] * 100), fontsize=7,
+                              xytext=(3, 3), textcoords="offset points")
+        ax.axhline(base, color="grey", lw=0.5, ls="--")
         ax.set_xscale("log")
         ax.set_xlabel("compression ratio vs fp32 safetensors")
         ax.set_ylabel("test top-1 (%)")
         ax.set_title(case)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        zoom.axhline(base, color="grey", lw=0.5, ls="--")
+        zoom.axhline(base - 0.5, color="tab:red", lw=0.6, ls="--")
+        zoom.axvline(target, color="tab:red", lw=0.6, ls="--")
+        zoom.set_xscale("log")
+        zoom.set_xlabel("compression ratio (>= 10x)")
+        zoom.set_ylabel("test top-1 (%)")
+        zoom.set_title(f"zoom: within 3 pp of fp32; target {target}x at <= 0.5 pp (red)")
+        zoom.grid(alpha=0.3, which="both")
         p = os.path.join(out, f"{case}_ratio_vs_top1.png")
         fig.tight_layout()
         fig.savefig(p, dpi=120)
