@@ -397,7 +397,8 @@ def run_minilm(args, summary: dict, tmp: str) -> None:
                   "(biases/LayerNorms lossless).",
                   "rate-allocated rows: one step ratio per weight matrix from wcodec.allocate, "
                   "sensitivities measured on 256 random token sequences (no text); budget = "
-                  "the distortion (1 - cosine) allowed on those probes.",
+                  "the distortion (1 - cosine) allowed on those probes; their other float tensors "
+                  "(biases, LayerNorms) in float16.",
                   "decode = wcodec.torch.load_model into the model, 1 torch thread, warm, "
                   f"median of {args.repeat}; fp32 row = safetensors load_file + load_state_dict."]}
 
