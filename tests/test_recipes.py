@@ -279,6 +279,25 @@ def test_toml_extends_another_file(tmp_path):
     assert chosen(r, "other.bias", spec()) == "raw"
 
 
+def test_toml_extends_relative_to_the_recipe_file(tmp_path, monkeypatch):
+    (tmp_path / "recipes" / "shared").mkdir(parents=True)
+    write_toml(tmp_path / "recipes" / "shared", """
+        [[rules]]
+        match = ["*.weight"]
+        pipeline = [{ id = "raw" }, { id = "zstd" }]
+    """, name="base.toml")
+    child = write_toml(tmp_path / "recipes", 'extends = "shared/base.toml"\n', name="child.toml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)           # not the recipe's directory
+    assert chosen(get_recipe(child), "x.weight", spec()) == "raw+zstd"
+    # a dict has no file: its relative paths stay relative to the current directory
+    with pytest.raises(InputError, match="cannot read recipe file shared/base.toml"):
+        get_recipe({"extends": "shared/base.toml"})
+    monkeypatch.chdir(tmp_path / "recipes")
+    assert chosen(get_recipe({"extends": "shared/base.toml"}), "x.weight", spec()) == "raw+zstd"
+
+
 def test_toml_recipe_used_by_save_file(tmp_path):
     path = write_toml(tmp_path, """
         name = "zs"

@@ -6,7 +6,8 @@ dtype wins. Tensors no rule takes are stored ``raw``. Recipes are built in (see
 ``RECIPES``) or read from a TOML file::
 
     name = "my-recipe"
-    extends = "lossless"            # optional: these rules go before its rules
+    extends = "lossless"            # optional: a built-in name or a .toml path (relative
+                                    # to this file); these rules go before its rules
     [[rules]]
     match = ["*.weight"]            # name globs (fnmatch); default ["*"]
     exclude = ["*embeddings*"]      # optional
@@ -173,8 +174,11 @@ def _rule_from_dict(obj: Any, where: str) -> Rule:
 
 
 def recipe_from_dict(obj: dict[str, Any], default_name: str = "custom",
-                     _chain: tuple[str, ...] = ()) -> Recipe:
-    """Build a recipe from the TOML structure described in the module docstring."""
+                     _chain: tuple[str, ...] = (), base_dir: str | None = None) -> Recipe:
+    """Build a recipe from the TOML structure described in the module docstring.
+    A relative ``extends`` path is taken from ``base_dir`` when given (the
+    directory of the recipe file it was read from), else from the current
+    directory."""
     known = {"name", "description", "extends", "rules"}
     if not isinstance(obj, dict):
         raise ConfigError(f"a recipe must be a table/dict, got {type(obj).__name__}")
@@ -187,7 +191,10 @@ def recipe_from_dict(obj: dict[str, Any], default_name: str = "custom",
             raise ConfigError(f"recipe: '{key}' must be a string")
     rules = [_rule_from_dict(r, f"recipe rule {i}") for i, r in enumerate(obj.get("rules", []))]
     if "extends" in obj:
-        rules += get_recipe(obj["extends"], _chain=_chain).rules
+        parent = obj["extends"]
+        if base_dir is not None and parent not in RECIPES and not os.path.isabs(parent):
+            parent = os.path.join(base_dir, parent)
+        rules += get_recipe(parent, _chain=_chain).rules
     if not rules:
         raise ConfigError("recipe: no rules")
     return Recipe(str(obj.get("name", default_name)), rules, str(obj.get("description", "")))
@@ -219,7 +226,7 @@ def get_recipe(recipe: str | os.PathLike | Recipe | dict, *, _chain: tuple[str, 
             raise ConfigError(f"recipe file {path}: {exc}") from None
         try:
             return recipe_from_dict(obj, os.path.splitext(os.path.basename(path))[0],
-                                    _chain=_chain + (real,))
+                                    _chain=_chain + (real,), base_dir=os.path.dirname(os.path.abspath(path)))
         except (WcodecError, TypeError) as exc:
             raise ConfigError(f"recipe file {path}: {exc}") from None
     raise ConfigError(f"unknown recipe {recipe!r}; built-in recipes: {', '.join(RECIPES)} "
