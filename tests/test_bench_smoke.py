@@ -143,3 +143,12 @@ def test_tokenizer_available_or_skip():
     ids, mask = mf.tokenize(["Hello world.", "A longer sentence with more tokens in it."], 128)
     assert ids.shape == mask.shape and ids.shape[0] == 2
     assert mask[0].sum() < mask[1].sum()
+    # data-free probes: [CLS] word pieces [SEP], no special or [unused] entries, fixed seed
+    pids, pmask = mf.random_token_probes(n=16, length=12, seed=3)
+    assert tuple(pids.shape) == (16, 12) and bool(pmask.all())
+    tok = mf._tokenizer()
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    assert (pids[:, 0] == cls).all() and (pids[:, -1] == sep).all()
+    inner = {tok.id_to_token(int(i)) for i in pids[:, 1:-1].flatten()}
+    assert not any(t.startswith("[") and t.endswith("]") for t in inner)
+    assert bool((pids == mf.random_token_probes(n=16, length=12, seed=3)[0]).all())
