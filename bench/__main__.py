@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 import wcodec
+import wcodec.finetune as ft
 import wcodec.torch as wtorch
 
 from . import report
@@ -146,14 +146,6 @@ def numel(model) -> int:
     return sum(v.numel() for v in model.state_dict().values())
 
 
-def finetune_module():
-    if importlib.util.find_spec("wcodec.finetune") is None:
-        return None
-    import wcodec.finetune as ft
-
-    return ft
-
-
 # -- LeNet cases -------------------------------------------------------------------
 def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     from . import lenet
@@ -210,7 +202,6 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     # most compressed whose validation top-1 stays within 0.5 pp of the fp32 model
     pe, ce = (1, 1) if q else DC_EPOCHS[name]
     gradual = not q
-    ft = finetune_module()
     notes.append(f"fp32 model: {epochs} epochs Adam (lr 1e-3, batch 128, seed {args.seed}) on the "
                  f"first 55k training images; validation = last 5k; test = 10k.")
     notes.append(f"Fine-tuning (bench.lenet, minimal Deep Compression): "
@@ -220,12 +211,11 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
                  f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5), then "
                  f"the weights of units nothing reads any more are zeroed "
                  f"(wcodec.finetune.remove_dead_units: outputs unchanged)"
-                 + ("; the Weightless rows use wcodec.finetune (bloomier pipeline, Weightless "
-                    "loop: encode the largest layer, freeze it, retrain the rest for "
-                    f"{'a third of an epoch' if q else '4 epochs'} per layer at Adam 1e-3 -> 1e-5 "
-                    "with the layers still to encode keeping their zeros; the full run also "
-                    "bounds false positives at 1/256)"
-                    if ft is not None else "") + "."
+                 + "; the Weightless rows use wcodec.finetune (bloomier pipeline, Weightless "
+                 "loop: encode the largest layer, freeze it, retrain the rest for "
+                 f"{'a third of an epoch' if q else '4 epochs'} per layer at Adam 1e-3 -> 1e-5 "
+                 "with the layers still to encode keeping their zeros; the full run also "
+                 "bounds false positives at 1/256)."
                  + (" --quick: candidates A and B only." if q else ""))
     cands, tuned = [], {}
     for cand, (sp, bits) in DC_CANDIDATES[name].items():
@@ -258,7 +248,7 @@ WEIGHTLESS_MIN_SIZE = 4096
 SMALL_WEIGHT_PIPELINE = [{"id": "quantize", "bits": 8, "granularity": "channel"}, {"id": "raw"}]
 
 
-def weightless_recipe(name: str, ft, layers: dict, mode: str,
+def weightless_recipe(name: str, layers: dict, mode: str,
                       max_fp_rate: float | None = None) -> dict:
     """Weightless (prune -> cluster -> bloomier) on the given layers
     ({name: (sparsity, bits)}); smaller weights int8 per channel; biases int8."""
@@ -277,22 +267,16 @@ def run_weightless(case, name, model, tuned, data, args, summary, pack, sparsity
     candidate-A sparsity/bits: post-training on the fp32 model, and the loop
     (as in the paper) starting from the Deep-Compression fine-tuned model
     ``tuned`` (already pruned and clustered with those settings, so the codec
-    re-selects the same zeros and centroids and only adds false positives);
-    skipped entries saying why when unavailable."""
+    re-selects the same zeros and centroids and only adds false positives); a
+    row that fails is recorded as skipped, saying why."""
     from . import lenet
 
-    ft = finetune_module()
     labels = ("weightless", "weightless-exact", "weightless + retraining loop")
-    if ft is None or not all(hasattr(ft, a) for a in ("Weightless", "weightless_pipeline")):
-        why = ("wcodec.finetune (Weightless loop, bloomier codec) is not available in this "
-               "wcodec build")
-        summary["skipped"] += [{"case": case, "recipe": label, "reason": why} for label in labels]
-        return
     params = dict(model.named_parameters())
     layers = {n: (sparsity[n], bits[n]) for n in sparsity if params[n].numel() >= WEIGHTLESS_MIN_SIZE}
     for label, mode in (("weightless", "lossy"), ("weightless-exact", "exact")):
         try:
-            pack(label, model, weightless_recipe(f"{label}-{case}", ft, layers, mode), False)
+            pack(label, model, weightless_recipe(f"{label}-{case}", layers, mode), False)
         except Exception as exc:  # report it, keep going
             summary["skipped"].append({"case": case, "recipe": label,
                                        "reason": f"{type(exc).__name__}: {exc}"})
@@ -319,7 +303,7 @@ def run_weightless(case, name, model, tuned, data, args, summary, pack, sparsity
             state = {k: v.detach() for k, v in m.state_dict().items()}
             for n, loop in loops.items():
                 state[n] = loop.state_dict()[n]
-            recipe = weightless_recipe(f"weightless-ft-{case}", ft, layers, "lossy", rate)
+            recipe = weightless_recipe(f"weightless-ft-{case}", layers, "lossy", rate)
             holder = lenet.MODELS[name]()
             holder.load_state_dict(state)
             pack(label, holder, recipe, True,

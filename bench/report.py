@@ -231,11 +231,12 @@ def plots(summary: dict, out: str) -> list[str]:
         fams: dict[str, list] = {}
         for r in rows:
             fams.setdefault(family(r["recipe"]), []).append(r)
-        colours = plt.get_cmap("tab20").colors
+        tab20 = plt.get_cmap("tab20").colors
+        colours = tab20[::2] + tab20[1::2]      # the 10 strong colours, then their light twins
         for i, (fam, rs) in enumerate(sorted(fams.items())):
             rs = sorted(rs, key=lambda r: r["bits_per_weight"])
             bits = [r["bits_per_weight"] for r in rs]
-            style = dict(marker="o", ls="-", label=fam, color=colours[2 * (i % 10) + i // 10 % 2])
+            style = dict(marker="o", ls="-", label=fam, color=colours[i % 20])
             ax.plot(bits, [r["value"] for r in rs], **style)
             near = [(b, 1 - r["value"]) for b, r in zip(bits, rs) if b <= 8 and r["value"] < 1]
             if near:

@@ -239,11 +239,10 @@ def remove_dead_units(model: nn.Module, chain: Iterable[str]) -> dict[str, int]:
         raise ConfigError("the chain needs at least two layers")
     pairs = list(zip(names, names[1:]))
     for prod, cons in pairs:
-        units, c = params[prod].shape[0] if params[prod].dim() else 0, params[cons]
-        if params[prod].dim() < 2 or c.dim() < 2 or units == 0 or c.shape[1] % units:
-            raise ConfigError(f"{cons!r} (shape {tuple(c.shape)}) cannot read the "
-                              f"{units} output units of {prod!r} (shape "
-                              f"{tuple(params[prod].shape)})")
+        w, c = params[prod], params[cons]
+        if w.dim() < 2 or c.dim() < 2 or w.shape[0] == 0 or c.shape[1] % w.shape[0]:
+            raise ConfigError(f"{cons!r} (shape {tuple(c.shape)}) cannot read the output "
+                              f"units of {prod!r} (shape {tuple(w.shape)})")
     removed = dict.fromkeys(names[:-1], 0)
     with torch.no_grad():
         changed = True
