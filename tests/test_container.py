@@ -355,7 +355,7 @@ def test_layout_and_alignment(recipe, tmp_path, weights):
     wcodec.save_file(weights, path, recipe)
     blob, toc, toc_offset = file_regions(path)
     magic, major, minor, flags, reserved = fmt.HEADER.unpack_from(blob, 0)
-    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 1) and flags == 0
+    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 2) and flags == 0
     assert reserved == bytes(48)
     off, length, crc, zero, end_magic = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
     assert end_magic == magic and zero in (fmt.TOC_JSON, fmt.TOC_ZSTD)
@@ -364,14 +364,18 @@ def test_layout_and_alignment(recipe, tmp_path, weights):
     spans = []
     for rec in toc["tensors"]:
         for s in rec["streams"]:
-            assert s["offset"] % 64 == 0, (rec["name"], s)
+            # 1.2: every stream 8-aligned; a raw data stream of >= 4096 bytes 64-aligned
+            zero_copy = (rec["pipeline"][-1]["id"] == "raw" and s["name"] == "data"
+                         and s["length"] >= 4096)
+            align = 64 if zero_copy else 8
+            assert s["offset"] % align == 0, (rec["name"], s)
             assert s["offset"] >= 64
             assert zlib.crc32(blob[s["offset"]:s["offset"] + s["length"]]) == s["crc32"]
-            spans.append((s["offset"], s["offset"] + s["length"]))
+            spans.append((s["offset"], s["offset"] + s["length"], align))
     spans.sort()
     assert spans[0][0] == 64
-    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
-        assert a1 <= b0 and b0 - a1 < 64          # no overlap, minimal padding
+    for (a0, a1, _), (b0, b1, align) in zip(spans, spans[1:]):
+        assert a1 <= b0 and b0 - a1 < align       # no overlap, minimal padding
         assert blob[a1:b0] == bytes(b0 - a1)       # zero padding
     assert spans[-1][1] <= toc_offset
 
@@ -470,7 +474,7 @@ def test_writer_abort_and_close(tmp_path):
     with Writer(tmp_path / "w.wcodec") as w:
         rec = w.add_tensor("x", np.arange(3, dtype=np.int16), Pipeline([{"id": "bytegroup"}]))
         assert rec["name"] == "x" and rec["dtype"] == "int16" and rec["shape"] == [3]
-        assert rec["streams"][0]["offset"] % 64 == 0
+        assert rec["streams"][0]["offset"] % 8 == 0
     w.close()  # second close is a no-op
     assert os.listdir(tmp_path) == ["w.wcodec"]
     assert wcodec.load_file(tmp_path / "w.wcodec")["x"].tolist() == [0, 1, 2]
@@ -632,10 +636,46 @@ def test_verify_reports_a_damaged_stream(tmp_path, weights):
     assert len(problems) == 1 and "ids" in problems[0] and "checksum" in problems[0]
 
 
+def test_stream_alignment_rule(tmp_path):
+    """Format 1.2 writer: a raw data stream of >= 4096 bytes on a 64-byte boundary,
+    every other stream on the next 8-byte one."""
+    path = tmp_path / "a.wcodec"
+    tensors = {"small": np.arange(3, dtype=np.float32),        # 12 bytes raw
+               "big": np.arange(1024, dtype=np.float32),       # 4096 bytes raw
+               "coded": np.arange(1000, dtype=np.int32) % 7,   # huffman-coded
+               "after": np.arange(5, dtype=np.uint8)}
+    with Writer(path) as w:
+        for name in ("small", "big", "coded", "after"):
+            w.add_tensor(name, tensors[name], Pipeline(
+                [{"id": "huffman"}] if name == "coded" else [{"id": "raw"}]))
+    with wcodec.open(path) as f:
+        offsets = {name: f.info(name).streams[0].offset for name in tensors}
+        ends = {name: offsets[name] + f.info(name).streams[0].length for name in tensors}
+    assert offsets["small"] == 64 and ends["small"] == 76
+    assert offsets["big"] == 128                       # next 64-byte boundary
+    assert offsets["coded"] == ends["big"]             # 8-aligned already
+    assert offsets["after"] == fmt.align_up(ends["coded"], 8)
+    got = wcodec.load_file(path)
+    for name, x in tensors.items():
+        assert_bits_equal(got[name], x, name)
+
+
+def test_stats_are_written_to_six_digits(tmp_path):
+    path = tmp_path / "s.wcodec"
+    x = np.random.default_rng(0).standard_normal(1001).astype(np.float32)
+    with Writer(path) as w:
+        rec = w.add_tensor("w", x, Pipeline([{"id": "prune", "sparsity": 0.3}, {"id": "raw"}]))
+    pruned = rec["stats"]["pruned"]
+    assert pruned == float(f"{pruned:.6g}") and pruned == pytest.approx(300 / 1001, rel=1e-5)
+    assert all(v == float(f"{v:.6g}") or v.is_integer() for v in rec["stats"].values())
+
+
 def test_header_struct_sizes():
-    assert fmt.HEADER.size == 64 and fmt.TRAILER.size == 32 and fmt.ALIGN == 64
+    assert fmt.HEADER.size == 64 and fmt.TRAILER.size == 32
+    assert fmt.ALIGN == 8 and fmt.RAW_ALIGN == 64 and fmt.RAW_ALIGN_FROM == 4096
     assert struct.calcsize("<QQII8s") == 32
-    assert fmt.align_up(0) == 0 and fmt.align_up(1) == 64 and fmt.align_up(64) == 64
+    assert fmt.align_up(0) == 0 and fmt.align_up(1) == 8 and fmt.align_up(8) == 8
+    assert fmt.align_up(1, 64) == 64 and fmt.align_up(64, 64) == 64
 
 
 def test_config_error_from_bad_recipe_leaves_nothing(tmp_path):

@@ -59,13 +59,13 @@ def header(major=fmt.VERSION_MAJOR, minor=fmt.VERSION_MINOR, flags=0, reserved=b
     return fmt.HEADER.pack(magic, major, minor, flags, reserved)
 
 
-def stream_area(blobs: list[bytes]) -> tuple[bytes, list[tuple[int, int, int]]]:
-    """Lay blobs out from offset 64, each 64-aligned; returns the area after
+def stream_area(blobs: list[bytes], align: int = fmt.ALIGN) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """Lay blobs out from offset 64, each ``align``-aligned; returns the area after
     the header and (offset, length, crc32) for each blob."""
     area = bytearray()
     where = []
     for blob in blobs:
-        pad = (-(fmt.HEADER.size + len(area))) % fmt.ALIGN
+        pad = (-(fmt.HEADER.size + len(area))) % align
         area += bytes(pad)
         where.append((fmt.HEADER.size + len(area), len(blob), zlib.crc32(blob)))
         area += blob
@@ -774,6 +774,20 @@ def test_any_minor_version_is_read(minor, tmp_path):
     with wcodec.open(path) as r:
         assert r.version == (1, minor)
     assert same_arrays(load_all(path), BASE_EXPECTED)
+
+
+def test_format_1_1_layout_is_read(tmp_path):
+    """1.1 put every stream at a multiple of 64; such files stay valid under 1.2."""
+    area, where = stream_area(BASE_BLOBS, align=64)
+    toc = base_toc()
+    for rec, (offset, length, crc) in zip(toc["tensors"], where):
+        assert offset % 64 == 0
+        rec["streams"][0].update(offset=offset, length=length, crc32=crc)
+    path = tmp_path / "v11.wcodec"
+    path.write_bytes(assemble(area, toc, head=header(minor=1)))
+    assert same_arrays(load_all(path), BASE_EXPECTED)
+    with wcodec.open(path) as r:
+        assert r.verify() == []
 
 
 @pytest.mark.parametrize("size", [0, 1, 8, 63, 64, 95])

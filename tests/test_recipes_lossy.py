@@ -200,7 +200,7 @@ def test_deep_compression_sparsity_and_clusters(tmp_path_factory):
             assert zeros == prune_count(n, 0.9), name
             total_zero += zeros
             assert np.unique(got).size <= 32
-            assert info.stats["pruned"] == pytest.approx(prune_count(n, 0.9) / n)
+            assert info.stats["pruned"] == pytest.approx(prune_count(n, 0.9) / n, rel=1e-5)
             assert info.stats["clusters"] == 32
             # kept weights are the largest magnitudes
             want = values(EXPECTED[name], dtype)
@@ -323,7 +323,7 @@ def test_global_pruning_one_threshold(sparsity, tmp_path):
             zero = got == 0
             pruned_total += np.count_nonzero(zero)
             per_tensor[name] = np.count_nonzero(zero) / got.size
-            assert info.stats["pruned"] == pytest.approx(per_tensor[name])
+            assert info.stats["pruned"] == pytest.approx(per_tensor[name], rel=1e-5)
             t = prune["threshold"]
             assert np.all(mags[name][zero] <= t) and np.all(mags[name][~zero] > t)
     assert len(thresholds) == 1

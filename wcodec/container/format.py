@@ -6,8 +6,10 @@ import struct
 
 MAGIC = b"\x89WCODEC\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1: the table of contents may be zstd-compressed
-ALIGN = 64
+VERSION_MINOR = 2  # 1.1: the TOC may be zstd-compressed; 1.2: streams 8-byte aligned
+ALIGN = 8             # every stream offset is a multiple of this (spec §2.2)
+RAW_ALIGN = 64        # the writer puts large `raw` data streams on a cache-line boundary
+RAW_ALIGN_FROM = 4096  # ... when they are at least this long
 
 # header: magic, major, minor, flags, 48 reserved zero bytes -> 64 bytes
 HEADER = struct.Struct("<8sHHI48s")
@@ -32,5 +34,5 @@ DEFAULT_MAX_TENSOR_BYTES = 1 << 34  # 16 GiB decoded per tensor; readers may rai
 STREAM_NAME = re.compile(r"^(data|[0-9]{1,2}\.[a-z0-9_]{1,32})$")
 
 
-def align_up(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
+def align_up(n: int, align: int = ALIGN) -> int:
+    return (n + align - 1) // align * align

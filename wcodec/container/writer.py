@@ -39,6 +39,13 @@ def _check_metadata(metadata: dict | None) -> dict[str, str]:
     return metadata
 
 
+
+def _display(v: float) -> float:
+    """A stats number as written: counts exactly, fractions to 6 significant
+    digits (stats are for display, and 17-digit floats cost TOC bytes)."""
+    v = float(v)
+    return v if v.is_integer() else float(f"{v:.6g}")
+
 class SigintHold:
     """Hold Ctrl-C back while a temp file is created and its clean-up is put in
     place: a SIGINT that arrives meanwhile is recorded and raised again by
@@ -138,20 +145,24 @@ class Writer:
         if len(side) + 1 > fmt.MAX_STREAMS or not all(fmt.STREAM_NAME.match(k) for k in side):
             raise InputError(f"{name}: bad side streams {sorted(side)} from {pipeline.describe()}")
         streams = []
+        config = encoded.pipeline.get_config()
+        # a large stream that readers may view in place gets a cache-line boundary
+        zero_copy = config[-1]["id"] == "raw" and len(data) >= fmt.RAW_ALIGN_FROM
         for stream_name, blob in [(DATA_STREAM, data)] + sorted(side.items()):
-            streams.append({"name": stream_name, "offset": self._write_aligned(blob),
+            align = fmt.RAW_ALIGN if zero_copy and stream_name == DATA_STREAM else fmt.ALIGN
+            streams.append({"name": stream_name, "offset": self._write_aligned(blob, align),
                             "length": len(blob), "crc32": zlib.crc32(blob)})
         record = {"name": name, "dtype": dtype, "shape": list(spec.shape),
-                  "pipeline": encoded.pipeline.get_config(), "streams": streams}
-        stats = {k: float(v) for k, v in stats.items() if math.isfinite(v)}
+                  "pipeline": config, "streams": streams}
+        stats = {k: _display(v) for k, v in stats.items() if math.isfinite(v)}
         if stats:
             record["stats"] = stats
         self._records.append(record)
         self._names.add(name)
         return record
 
-    def _write_aligned(self, blob: bytes) -> int:
-        pad = fmt.align_up(self._pos) - self._pos
+    def _write_aligned(self, blob: bytes, align: int) -> int:
+        pad = fmt.align_up(self._pos, align) - self._pos
         if pad:
             self._file.write(bytes(pad))
         offset = self._pos + pad
