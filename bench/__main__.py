@@ -42,7 +42,9 @@ def log(msg: str) -> None:
 
 
 # -- recipes for the LeNets -----------------------------------------------------
-BIAS_PIPELINE = [{"id": "quantize", "bits": 8, "granularity": "tensor"}, {"id": "raw"}]
+# LeNet biases: 6-bit levels, entropy coded (the bias of a dead unit is 0); on the
+# fine-tuned LeNets this is ~1% of the file smaller than int8 raw, same accuracy
+BIAS_PIPELINE = [{"id": "quantize", "bits": 6, "granularity": "tensor"}, {"id": "auto"}]
 
 # per-layer Deep Compression settings; A follows the paper's settings (LeNet-300-100:
 # 92/91/74% pruned; LeNet-5: conv 34/88%, fc 92/81%), the others go further
@@ -251,7 +253,7 @@ SMALL_WEIGHT_PIPELINE = [{"id": "quantize", "bits": 8, "granularity": "channel"}
 def weightless_recipe(name: str, layers: dict, mode: str,
                       max_fp_rate: float | None = None) -> dict:
     """Weightless (prune -> cluster -> bloomier) on the given layers
-    ({name: (sparsity, bits)}); smaller weights int8 per channel; biases int8."""
+    ({name: (sparsity, bits)}); smaller weights int8 per channel; biases 6-bit (BIAS_PIPELINE)."""
     rules = [{"match": [layer], "pipeline": ft.weightless_pipeline(b, s, mode=mode,
                                                                     max_fp_rate=max_fp_rate)}
              for layer, (s, b) in layers.items()]
