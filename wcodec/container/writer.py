@@ -39,12 +39,12 @@ def _check_metadata(metadata: dict | None) -> dict[str, str]:
     return metadata
 
 
-
 def _display(v: float) -> float:
     """A stats number as written: counts exactly, fractions to 6 significant
     digits (stats are for display, and 17-digit floats cost TOC bytes)."""
     v = float(v)
     return v if v.is_integer() else float(f"{v:.6g}")
+
 
 class SigintHold:
     """Hold Ctrl-C back while a temp file is created and its clean-up is put in
