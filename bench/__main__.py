@@ -386,7 +386,8 @@ def run_minilm(args, summary: dict, tmp: str) -> None:
                        f"the 10 nearest neighbours (fp32 vs compressed).",
         "notes": ["Built-in lossy recipes compress only >= 2-D tensors of >= 4096 elements "
                   "(biases/LayerNorms lossless).",
-                  "rate-allocated rows: one step ratio per weight matrix from wcodec.allocate, "
+                  "rate-allocated rows: one step ratio per weight matrix from wcodec.allocate "
+                  "(one step for the whole matrix; 'per-row steps': ratio x each row's std), "
                   "sensitivities measured on 256 random token sequences (no text); budget = "
                   "the distortion (1 - cosine) allowed on those probes; their other float tensors "
                   "(biases, LayerNorms) in float16.",

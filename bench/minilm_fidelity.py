@@ -69,22 +69,34 @@ def random_token_probes(n: int = 256, length: int = 32, seed: int = 0
 
 
 # distortion budgets (1 - cosine on the random-token probes) of the rate-allocated rows
-ALLOCATION_BUDGETS = {True: (0.01, 0.014), False: (0.008, 0.011, 0.014, 0.017)}
+ALLOCATION_BUDGETS = {True: (0.01, 0.016), False: (0.008, 0.012, 0.016, 0.02)}
+# the full run also shows one budget with a step per row (granularity "channel")
+CHANNEL_BUDGETS = {True: (), False: (0.014,)}
 
 
 def allocated_recipes(model, quick: bool) -> dict[str, dict]:
     """Rate-allocated step recipes: sensitivities of ``model`` (fp32 weights
     loaded) on random-token probes, then one step ratio per weight matrix for
-    each budget (``wcodec.allocate``); the other float tensors (biases,
-    LayerNorms: 0.1% of the weights, 1% of the file when lossless) in float16."""
+    each budget (``wcodec.allocate``, one step per tensor; the full run adds a
+    row with one step per matrix row for comparison); the other float tensors
+    (biases, LayerNorms: 0.1% of the weights, 1% of the file when lossless) in
+    float16."""
     from wcodec import allocate
 
     ids, mask = random_token_probes()
-    sens = allocate.measure_sensitivity(model, lambda m: m(ids, mask))
-    return {f"auto rate-allocated budget={b}":
-            allocate.step_recipe(allocate.allocate(sens, b), name=f"auto-allocated-{b}",
-                                extends="fp16")
-            for b in ALLOCATION_BUDGETS[quick]}
+    out = {}
+    for granularity, budgets in (("tensor", ALLOCATION_BUDGETS[quick]),
+                                 ("channel", CHANNEL_BUDGETS[quick])):
+        if not budgets:
+            continue
+        sens = allocate.measure_sensitivity(model, lambda m: m(ids, mask),
+                                            granularity=granularity)
+        suffix = "" if granularity == "tensor" else " per-row steps"
+        for b in budgets:
+            out[f"auto rate-allocated budget={b}{suffix}"] = allocate.step_recipe(
+                allocate.allocate(sens, b), name=f"auto-allocated-{b}{suffix.replace(' ', '-')}",
+                extends="fp16", granularity=granularity)
+    return out
 
 
 def cos_mean(ref: np.ndarray, emb: np.ndarray) -> float:

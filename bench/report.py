@@ -206,6 +206,8 @@ def markdown(summary: dict) -> str:
 
 def family(recipe: str) -> str:
     r = recipe.lower()
+    if "rate-allocated" in r and "per-row" in r:
+        return "rate-allocated, per-row steps"
     for key in ("weightless", "deep-compression", "dc-", "rate-allocated", "auto", "int8", "int4", "q8_0", "q4_0",
                 "fp16", "bf16", "zstd", "lossless", "fp32"):
         if key in r:

@@ -34,10 +34,11 @@ def _inputs():
     return torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
 
 
-def test_sensitive_tensor_gets_the_finer_step_and_budget_is_kept(tmp_path):
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_sensitive_tensor_gets_the_finer_step_and_budget_is_kept(tmp_path, granularity):
     model, x = TwoBranch(), _inputs()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    sens = allocate.measure_sensitivity(model, lambda m: m(x))
+    sens = allocate.measure_sensitivity(model, lambda m: m(x), granularity=granularity)
     assert set(sens) == {"a.weight", "b.weight"}
     for k, v in model.state_dict().items():           # every probe was undone
         assert torch.equal(v, before[k])
@@ -50,7 +51,7 @@ def test_sensitive_tensor_gets_the_finer_step_and_budget_is_kept(tmp_path):
         assert s.a * ratios[name] ** 2 == pytest.approx(budget / 2, rel=1e-9)
 
     path = tmp_path / "m.wcodec"
-    wtorch.save_model(model, path, recipe=allocate.step_recipe(ratios))
+    wtorch.save_model(model, path, recipe=allocate.step_recipe(ratios, granularity=granularity))
     ref = model(x).detach()
     loaded = TwoBranch()
     wtorch.load_model(loaded, path)
@@ -60,6 +61,7 @@ def test_sensitive_tensor_gets_the_finer_step_and_budget_is_kept(tmp_path):
         for name, r in ratios.items():
             q = f.info(name).pipeline[0]
             assert q["id"] == "quantize" and q["step_ratio"] == pytest.approx(r)
+            assert q["granularity"] == granularity
 
 
 def test_recipe_matches_names_with_glob_characters_literally(tmp_path):
@@ -74,7 +76,7 @@ def test_recipe_matches_names_with_glob_characters_literally(tmp_path):
         assert f.info("layer0.w").pipeline[0]["id"] != "quantize"     # not caught by [0]
         np.testing.assert_array_equal(f.get_tensor("layer0.w"), w)
         err = np.abs(f.get_tensor("layer[0].w") - w)
-        assert err.max() <= 0.5 * 0.5 * w.std(axis=1).max() * (1 + 1e-6)
+        assert err.max() <= 0.5 * 0.5 * w.std() * (1 + 1e-6)     # one step for the tensor
 
 
 @settings(max_examples=50, deadline=None)
@@ -106,6 +108,10 @@ def test_bad_arguments_raise_wcodec_errors():
         allocate.measure_sensitivity(model, lambda m: m(x), ["nope"])
     with pytest.raises(ConfigError, match="probe_ratio"):
         allocate.measure_sensitivity(model, lambda m: m(x), probe_ratio=0)
+    with pytest.raises(ConfigError, match="granularity"):
+        allocate.measure_sensitivity(model, lambda m: m(x), granularity="row")
+    with pytest.raises(ConfigError, match="granularity"):
+        allocate.step_recipe({"a": 0.5}, granularity="group")
     sens = {"a": allocate.Sensitivity(10, 0.3, 0.1)}
     for budget in (0, -1, float("nan"), float("inf"), "1"):
         with pytest.raises(ConfigError, match="budget"):
