@@ -5,10 +5,10 @@ fewest bits.
 The ``quantize`` codec's step mode (``step = step_ratio x std`` of the tensor,
 or of each row; levels entropy-coded afterwards) spends about one bit per
 weight less each time the step doubles, and adds output distortion roughly
-proportional to the squared step.  Tensors differ by orders of magnitude in how much distortion
-the same step causes (in all-MiniLM-L6-v2 the last layer's value projection is
-17-40x as sensitive as the first layer's, ~120x the least sensitive matrix),
-so one step for all is wasteful.
+proportional to the squared step.  Tensors differ by orders of magnitude in
+how much distortion the same step causes (in all-MiniLM-L6-v2 the last
+layer's value projection is 17-40x as sensitive as the first layer's, ~120x
+the least sensitive matrix), so one step for all is wasteful.
 
 Model, per tensor ``t`` with ``n_t`` weights quantized at ratio ``r_t``:
 ``D_t = a_t r_t^2`` (distortion, measured) and ``bits_t = c_t - n_t log2 r_t``.
