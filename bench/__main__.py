@@ -12,7 +12,9 @@
   torch model) and encode time; baselines fp32 safetensors, zstd -19 of it,
   GGUF-style Q8_0 / Q4_0.
 
-Writes DIR/summary.json, DIR/summary.md and PNG plots (default bench/results/).
+Writes DIR/summary.json, DIR/summary.md and PNG plots (default bench/results/,
+where the committed quick results live; the committed full results are in
+bench/results/full/, written with --out bench/results/full).
 """
 from __future__ import annotations
 
