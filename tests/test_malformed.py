@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import wcodec
 from conftest import toc_of, BUILTIN_RECIPES, arrays, bfloat16_tensor, bits_equal, encode_parts
-from wcodec import (ChecksumError, FormatError, LimitExceeded, Pipeline, TruncatedError,
-                    UnknownCodec, UnsupportedVersion, WcodecError, Writer)
+from wcodec import (ChecksumError, FormatError, InputError, LimitExceeded, Pipeline,
+                    TruncatedError, UnknownCodec, UnsupportedVersion, WcodecError, Writer)
 from wcodec.codecs import ARRAY_TO_ARRAY, ArraySpec, Codec
 from wcodec.codecs import base as codec_base
 from wcodec.container import format as fmt
@@ -1013,3 +1013,29 @@ def test_option_named_self_in_toc(tmp_path):
     with wcodec.open(path) as r:
         with pytest.raises(FormatError):
             r.get_tensor("a")
+
+
+def test_file_truncated_while_open_raises_instead_of_sigbus(tmp_path):
+    """Shortening an open file in place: the next read raises TruncatedError
+    rather than touching mapped pages past the new end (SIGBUS)."""
+    path = tmp_path / "t.wcodec"
+    rng = np.random.default_rng(0)
+    wcodec.save_file({"a": rng.standard_normal(50_000).astype(np.float32),
+                      "b": rng.standard_normal(50_000).astype(np.float32)}, path, recipe="raw")
+    with wcodec.open(path) as f:
+        np.testing.assert_array_equal(f.get_tensor("a"), f.get_tensor("a"))
+        with open(path, "r+b") as g:
+            g.truncate(100_000)
+        with pytest.raises(TruncatedError, match="truncated .* while open"):
+            f.get_tensor("b")
+        problems = f.verify()
+        assert problems and all("while open" in p for p in problems)
+
+
+def test_reading_a_closed_file_raises(tmp_path):
+    path = tmp_path / "c.wcodec"
+    wcodec.save_file({"a": np.arange(10, dtype=np.float32)}, path)
+    f = wcodec.open(path)
+    f.close()
+    with pytest.raises(InputError, match="closed"):
+        f.get_tensor("a")

@@ -259,10 +259,23 @@ class Reader:
             self._pipelines[name] = pipeline
         return self._pipelines[name]
 
+    def _check_unchanged_size(self) -> None:
+        """TruncatedError if the file was shortened since it was opened: touching
+        mapped pages past the new end would kill the process (SIGBUS).  wcodec's
+        own writer replaces files by rename, which never does this; a truncation
+        racing with a read that has already passed this check is not caught."""
+        if self._map is None:
+            raise InputError(f"{self.path} is closed")
+        size = os.fstat(self._file.fileno()).st_size
+        if size < self._size:
+            raise TruncatedError(f"{self.path} was truncated ({self._size} -> {size} bytes) "
+                                 "while open")
+
     def read_stream(self, name: str, stream: str) -> memoryview:
         """The checksum-verified stored bytes of one stream (a view into the file)."""
         for s in self.info(name).streams:
             if s.name == stream:
+                self._check_unchanged_size()
                 data = self._view[s.offset:s.offset + s.length]
                 if zlib.crc32(data) != s.crc32:
                     raise ChecksumError(f"tensor {name!r}: checksum mismatch in stream {stream!r}")
@@ -308,6 +321,10 @@ class Reader:
                 problems.append(str(exc))
             if progress is not None:
                 progress(name, self._infos[name].nbytes)
+        try:
+            self._check_unchanged_size()
+        except TruncatedError as exc:
+            return problems + [str(exc)]
         covered = fmt.HEADER.size
         spans = sorted((s.offset, s.offset + s.length)
                        for info in self._infos.values() for s in info.streams)
