@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wcodec.finetune import remove_dead_units
+from wcodec.finetune import lookup, remove_dead_units
 from wcodec.kernels import kmeans, prune
 
 
@@ -188,12 +188,12 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
         with torch.no_grad():
             for n in bits:
                 books[n][0] = 0.0  # index 0 is the pruned zero
-                params[n].copy_(books[n][idxs[n]])
+                params[n].copy_(lookup(books[n], idxs[n]))
 
     sync()
     if epochs:
         def forward(x):
-            state = {n: books[n][idxs[n]] for n in bits}
+            state = {n: lookup(books[n], idxs[n]) for n in bits}
             return torch.func.functional_call(model, state, (x,))
 
         train(model, data, epochs, lr=lr, seed=seed + 200, params=list(books.values()) + others,

@@ -149,6 +149,28 @@ def test_shared_weights_gradient_is_summed_per_centroid():
     assert set(dict(layer.named_parameters())) == {"weight", "bias"}
 
 
+def test_codebook_gradient_is_reproducible_on_several_threads():
+    """The sum per centroid must not depend on thread scheduling (plain
+    ``codebook[idx]`` indexing gives bit-different gradients run to run)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randint(0, 16, (300, 1000), generator=g)
+        upstream = torch.randn(300, 1000, generator=g)
+
+        def gradient():
+            cb = torch.linspace(-1, 1, 16, requires_grad=True)
+            (ft.lookup(cb, idx) * upstream).sum().backward()
+            return cb.grad
+
+        first = gradient()
+        assert all(torch.equal(first, gradient()) for _ in range(20))
+        assert torch.equal(ft.lookup(torch.arange(16.0), idx), torch.arange(16.0)[idx])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_shared_training_keeps_clusters_and_learns():
     x, y = data()
     model = mlp()

@@ -78,7 +78,7 @@ from .kernels import prune as _prune
 from .pipeline import Pipeline
 
 __all__ = ["select_parameters", "prune_model", "MaskedTraining", "apply_masks", "remove_dead_units",
-           "SharedWeights", "cluster_model", "remove_shared", "weightless_pipeline",
+           "SharedWeights", "lookup", "cluster_model", "remove_shared", "weightless_pipeline",
            "encode_layer_lossy", "freeze", "Weightless"]
 
 
@@ -269,6 +269,15 @@ def remove_dead_units(model: nn.Module, chain: Iterable[str]) -> dict[str, int]:
 # shared-weight training
 
 
+def lookup(codebook: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``codebook[indices]`` (any index shape) with a reproducible gradient:
+    ``index_select``'s backward sums into the codebook in a fixed order, while
+    the backward of ``codebook[indices]`` (an accumulating ``index_put_``) gives
+    bit-different sums from run to run on several CPU threads."""
+    flat = torch.index_select(codebook, 0, indices.reshape(-1))
+    return flat.reshape(indices.shape)
+
+
 class _Shared(nn.Module):
     """Parametrization ``codebook -> codebook[indices]`` (the codebook is the
     parametrized "original"). With ``zero``, entry 0 is used as 0.0 whatever
@@ -283,7 +292,7 @@ class _Shared(nn.Module):
     def forward(self, codebook: torch.Tensor) -> torch.Tensor:
         if self.zero:
             codebook = torch.cat([codebook.new_zeros(1), codebook[1:]])
-        return codebook[self.indices]
+        return lookup(codebook, self.indices)
 
     def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
         """The codebook: the one given at registration, afterwards (when the
