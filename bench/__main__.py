@@ -48,43 +48,36 @@ def log(msg: str) -> None:
 # fine-tuned LeNets this is ~1% of the file smaller than int8 raw, same accuracy
 BIAS_PIPELINE = [{"id": "quantize", "bits": 6, "granularity": "tensor"}, {"id": "auto"}]
 
-# per-layer Deep Compression settings; A follows the paper's settings (LeNet-300-100:
-# 92/91/74% pruned; LeNet-5: conv 34/88%, fc 92/81%), the others go further
+# layer names of the two LeNets, in order
+L300 = ("fc1.weight", "fc2.weight", "fc3.weight")
+L5 = ("conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight")
+
+
+def _candidate(layers: tuple[str, ...], sparsity: tuple, bits: tuple) -> tuple[dict, dict]:
+    """``({layer: sparsity}, {layer: bits})`` for the layers in order."""
+    return dict(zip(layers, sparsity, strict=True)), dict(zip(layers, bits, strict=True))
+
+
+# per-layer Deep Compression settings (sparsity, bits); A follows the paper's settings
+# (LeNet-300-100: 92/91/74% pruned; LeNet-5: conv 34/88%, fc 92/81%), the others go further
 DC_CANDIDATES = {
     "lenet300": {
-        "A": ({"fc1.weight": 0.92, "fc2.weight": 0.91, "fc3.weight": 0.74},
-              {"fc1.weight": 5, "fc2.weight": 5, "fc3.weight": 5}),
-        "B": ({"fc1.weight": 0.975, "fc2.weight": 0.94, "fc3.weight": 0.75},
-              {"fc1.weight": 4, "fc2.weight": 4, "fc3.weight": 5}),
-        "C": ({"fc1.weight": 0.978, "fc2.weight": 0.95, "fc3.weight": 0.8},
-              {"fc1.weight": 4, "fc2.weight": 4, "fc3.weight": 5}),
-        "D": ({"fc1.weight": 0.98, "fc2.weight": 0.95, "fc3.weight": 0.8},
-              {"fc1.weight": 4, "fc2.weight": 4, "fc3.weight": 4}),
-        "E": ({"fc1.weight": 0.975, "fc2.weight": 0.94, "fc3.weight": 0.75},
-              {"fc1.weight": 3, "fc2.weight": 4, "fc3.weight": 5}),
-        "F": ({"fc1.weight": 0.97, "fc2.weight": 0.93, "fc3.weight": 0.75},
-              {"fc1.weight": 3, "fc2.weight": 3, "fc3.weight": 4}),
-        "G": ({"fc1.weight": 0.973, "fc2.weight": 0.935, "fc3.weight": 0.75},
-              {"fc1.weight": 3, "fc2.weight": 3, "fc3.weight": 4}),
+        "A": _candidate(L300, (0.92, 0.91, 0.74), (5, 5, 5)),
+        "B": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5)),
+        "C": _candidate(L300, (0.978, 0.95, 0.8), (4, 4, 5)),
+        "D": _candidate(L300, (0.98, 0.95, 0.8), (4, 4, 4)),
+        "E": _candidate(L300, (0.975, 0.94, 0.75), (3, 4, 5)),
+        "F": _candidate(L300, (0.97, 0.93, 0.75), (3, 3, 4)),
+        "G": _candidate(L300, (0.973, 0.935, 0.75), (3, 3, 4)),
     },
     "lenet5": {
-        "A": ({"conv1.weight": 0.34, "conv2.weight": 0.88, "fc1.weight": 0.92,
-               "fc2.weight": 0.81},
-              {"conv1.weight": 5, "conv2.weight": 5, "fc1.weight": 5, "fc2.weight": 5}),
-        "B": ({"conv1.weight": 0.5, "conv2.weight": 0.92, "fc1.weight": 0.97,
-               "fc2.weight": 0.85},
-              {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
-        "C": ({"conv1.weight": 0.55, "conv2.weight": 0.94, "fc1.weight": 0.98,
-               "fc2.weight": 0.88},
-              {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
+        "A": _candidate(L5, (0.34, 0.88, 0.92, 0.81), (5, 5, 5, 5)),
+        "B": _candidate(L5, (0.5, 0.92, 0.97, 0.85), (4, 4, 4, 4)),
+        "C": _candidate(L5, (0.55, 0.94, 0.98, 0.88), (4, 4, 4, 4)),
         # D, E: conv2 kept denser than C (92%), fc1 sparser: convolutions cost more accuracy
         # per weight pruned, fc1 holds most of the bytes
-        "D": ({"conv1.weight": 0.5, "conv2.weight": 0.92, "fc1.weight": 0.982,
-               "fc2.weight": 0.85},
-              {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
-        "E": ({"conv1.weight": 0.5, "conv2.weight": 0.92, "fc1.weight": 0.983,
-               "fc2.weight": 0.87},
-              {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 4, "fc2.weight": 4}),
+        "D": _candidate(L5, (0.5, 0.92, 0.982, 0.85), (4, 4, 4, 4)),
+        "E": _candidate(L5, (0.5, 0.92, 0.983, 0.87), (4, 4, 4, 4)),
     },
 }
 # fine-tuning epochs (pruning with masked retraining, centroid retraining) in the full run
