@@ -42,12 +42,13 @@ CODERS = {
     "bitpack": [{"id": "bitpack"}],
     "huffman": [{"id": "huffman"}],
     "zerorun": [{"id": "zerorun"}],
+    "linerice": [{"id": "linerice"}],
     "sparse": [{"id": "sparse"}],
     "sparse-4": [{"id": "sparse", "index_bits": 4}],
     "auto": [{"id": "auto"}],
     "auto+zstd": [{"id": "auto"}, {"id": "zstd", "level": 1}],
 }
-CANDIDATES = ["huffman", "zerorun", "sparse", "bitpack"]
+CANDIDATES = ["huffman", "zerorun", "sparse", "bitpack", "linerice"]
 
 # the widest values every coder (bitpack included) takes in 64-bit tensors:
 # zigzag symbols and escapes must fit 32 bits
@@ -267,7 +268,7 @@ def test_uint16_full_alphabet(coder):
     assert_bits_equal(out, np.ascontiguousarray(b), coder)
 
 
-@pytest.mark.parametrize("coder", ["huffman", "zerorun", "sparse", "auto"])
+@pytest.mark.parametrize("coder", ["huffman", "zerorun", "linerice", "sparse", "auto"])
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint32"])
 def test_escape_path_far_beyond_4095(coder, dtype):
     """Values far beyond the escape symbol 4095 (up to the int32/uint32 range)
@@ -294,6 +295,8 @@ LIMITS_64 = {  # coder -> dtype -> (smallest, largest) codable value
     "huffman": {"uint64": (0, MAX_SYMBOL), "int64": (-(2 ** 31) - 2047, 2 ** 31 + 2047)},
     "sparse": {"uint64": (0, MAX_SYMBOL), "int64": (-(2 ** 31) - 2047, 2 ** 31 + 2047)},
     "zerorun": {"uint64": (0, MAX_SYMBOL - 1), "int64": (-(2 ** 31) - 2047, 2 ** 31 + 2046)},
+    # linerice codes a non-zero symbol v as v - 1
+    "linerice": {"uint64": (0, MAX_SYMBOL + 1), "int64": (-(2 ** 31) - 2048, 2 ** 31 + 2047)},
 }
 
 
@@ -319,7 +322,7 @@ def test_auto_skips_candidates_that_cannot_code_the_values():
     a = np.array([0, 2 ** 32 + 100, 3] * 100, dtype=np.uint64)
     spec = ArraySpec(a.shape, "uint64")
     sizes = {c: len(Pipeline([{"id": c}]).encode(a, spec).data)
-             for c in ("huffman", "zerorun", "sparse")}
+             for c in ("huffman", "zerorun", "sparse", "linerice")}
     out, enc = encode_decode([{"id": "auto"}], a, "uint64")
     assert_bits_equal(out, a, "auto")
     assert len(enc.data) == min(sizes.values())
@@ -341,7 +344,7 @@ def test_bitpack_refuses_values_wider_than_32_bits(dtype):
         Pipeline([{"id": "bitpack"}]).encode(a, ArraySpec(a.shape, dtype))
 
 
-@pytest.mark.parametrize("coder", ["bitpack", "huffman", "zerorun", "sparse", "auto"])
+@pytest.mark.parametrize("coder", ["bitpack", "huffman", "zerorun", "linerice", "sparse", "auto"])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
 def test_coders_refuse_float_tensors(coder, dtype):
     with pytest.raises(ConfigError):
@@ -401,7 +404,7 @@ def test_auto_after_transforms_records_transforms_and_winner():
     ids = [c["id"] for c in enc.pipeline.get_config()]
     assert ids[:2] == ["prune", "cluster"] and ids[2] in CANDIDATES
     # on a 95%-sparse index stream the plain coders lose
-    assert ids[2] in ("zerorun", "sparse")
+    assert ids[2] in ("zerorun", "sparse", "linerice")
     assert np.count_nonzero(out == 0) == prune_count(x.size, 0.95)
 
 
@@ -429,7 +432,7 @@ def test_auto_through_the_container(kind, tmp_path):
         assert data.length == min(sizes.values()) == sizes[winner]
         assert_bits_equal(f.get_tensor("t"), a, kind)
     if kind == "sparse":
-        assert winner in ("zerorun", "sparse")
+        assert winner in ("zerorun", "sparse", "linerice")
     if kind == "wide":
         assert winner == "bitpack"
 
@@ -718,7 +721,7 @@ def test_ternary_three_levels_per_unit(case, granularity, axis, ratio):
        axis=st.integers(-3, 2),
        step=st.one_of(st.builds(lambda r: ("step_ratio", r), st.sampled_from([0.05, 0.25, 1.0, 3.0])),
                       st.builds(lambda s: ("step", s), st.sampled_from([1e-3, 0.1, 2.0])))
-       , coder=st.sampled_from(["huffman", "zerorun", "sparse", "auto"]))
+       , coder=st.sampled_from(["huffman", "zerorun", "linerice", "sparse", "auto"]))
 def test_step_quantize_error_bound(case, granularity, axis, step, coder):
     array, dtype, x = case
     axis = valid_axis(axis, x.ndim)
@@ -890,6 +893,7 @@ MALFORMED_CODERS = {
     "bitpack-explicit": None,  # the dtype's width (4 bits for int8, 1 for bool)
     "huffman": [{"id": "huffman"}],
     "zerorun": [{"id": "zerorun"}],
+    "linerice": [{"id": "linerice"}],
     "sparse": [{"id": "sparse"}],
     "sparse-3": [{"id": "sparse", "index_bits": 3}],
 }

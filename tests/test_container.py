@@ -699,7 +699,7 @@ def test_explicit_dtype_must_match_the_array(tmp_path):
                      dtype="bfloat16")
 
 
-@pytest.mark.parametrize("coder", ["raw", "bitpack", "huffman", "zerorun", "sparse", "bytegroup"])
+@pytest.mark.parametrize("coder", ["raw", "bitpack", "huffman", "zerorun", "linerice", "sparse", "bytegroup"])
 def test_bool_bytes_are_normalised(tmp_path, coder):
     b = np.frombuffer(bytes([0, 1, 2, 0, 3]), np.bool_)
     path = tmp_path / "b.wcodec"

@@ -120,7 +120,7 @@ def expected_pipeline_ok(recipe: str, config: list[dict]) -> None:
                              "scope": "tensor"}
         assert config[1]["id"] == "cluster" and config[1]["bits"] == 5
         assert config[1]["keep_zero"] is True
-        assert len(config) == 3 and ids[2] in {"huffman", "zerorun", "sparse"}
+        assert len(config) == 3 and ids[2] in {"huffman", "zerorun", "sparse", "linerice"}
     else:
         assert config[0] == {"id": "quantize", "mode": "step", "granularity": "channel",
                              "axis": 0, "step_ratio": 0.25}
@@ -205,13 +205,13 @@ def test_deep_compression_sparsity_and_clusters(tmp_path_factory):
             # kept weights are the largest magnitudes
             want = values(EXPECTED[name], dtype)
             assert np.abs(want[got == 0]).max() <= np.abs(want[got != 0]).min()
-            # the recorded coder is the smallest of the three candidates
+            # the recorded coder is the smallest of the four candidates
             winner = info.pipeline[2]["id"]
             data_len = [s.length for s in info.streams if s.name == "data"][0]
             spec = ArraySpec(want.shape, dtype)
             head = info.pipeline[:2]
             sizes = {c: len(Pipeline(head + [{"id": c}]).encode(EXPECTED[name], spec).data)
-                     for c in ("huffman", "zerorun", "sparse")}
+                     for c in ("huffman", "zerorun", "sparse", "linerice")}
             assert data_len == sizes[winner] == min(sizes.values())
             assert info.bits_per_weight < 2.0
         assert total_zero / WEIGHT_NUMEL == pytest.approx(0.9, abs=1e-3)

@@ -469,6 +469,17 @@ def sparse_ints(seed: int, shape, density: float, lo: int, hi: int, dtype) -> np
     return np.where(u[:n] < density, vals, 0).astype(dtype).reshape(shape)
 
 
+def _column_density(seed: int) -> np.ndarray:
+    """int8 (24, 32): column j keeps each weight with probability ~j/40, rows 5
+    and 17 and the first columns dead (a pruned layer's input structure)."""
+    u = uniform(seed, 2 * 24 * 32).reshape(2, 24, 32)
+    keep = u[0] < np.arange(32) / 40.0
+    keep[[5, 17]] = False
+    values = np.floor(u[1] * 16).astype(np.int64) - 8
+    values[values >= 0] += 1                                   # -8..-1, 1..8
+    return np.where(keep, values, 0).astype(np.int8)
+
+
 def levels(seed: int, shape, spread: float, dtype=np.int8) -> np.ndarray:
     """Bell-shaped small integers around 0, like quantized weights."""
     return np.rint(weights(seed, shape, scale=spread, dtype=np.float64)).astype(dtype)
@@ -672,6 +683,28 @@ VECTORS: list[Vector] = [
                                              np.zeros(3, np.uint16)]), "zerorun"),
             T("bool", sparse_ints(92, (200,), 0.05, 1, 1, np.bool_), "zerorun"),
             T("i32_zstd", sparse_ints(93, (16, 40), 0.2, -1000, 1000, np.int32), "zerorun",
+              "zstd")]),
+    Vector("linerice", "linerice (u8 axis, u64 counts length, u64 unary length, live-position "
+           "mask, per-line counts, Rice-coded gaps, non-zero symbols): the worked example of "
+           "the codec page, a matrix whose columns differ in density with dead rows and columns "
+           "(axis 1), a 3-D tensor whose rows differ (axis 0), long gaps (remainder blocks of "
+           "several widths), all zeros, no zeros, escaped values (uint16), bool, 0-d, empty, "
+           "linerice + zstd.",
+           [T("example", np.array([[0, 3, 0, 0], [0, 0, 0, 0], [0, -1, 0, 2]], np.int8),
+              "linerice"),
+            T("i8_columns", _column_density(110), "linerice"),
+            T("i16_rows", sparse_ints(111, (6, 4, 5), 0.1, -300, 300, np.int16)
+              * (np.arange(6) % 3 == 0)[:, None, None].astype(np.int16), "linerice"),
+            T("long_gaps", sparse_ints(112, (3, 3000), 0.004, -5, 5, np.int8), "linerice"),
+            T("all_zero", np.zeros((7, 9), np.uint8), "linerice"),
+            T("no_zeros", np.arange(1, 31, dtype=np.int8).reshape(5, 6), "linerice"),
+            T("u16_escapes", np.concatenate([np.zeros(5, np.uint16), _ESC_U16,
+                                             np.zeros(3, np.uint16)]), "linerice"),
+            T("bool", sparse_ints(113, (20, 10), 0.1, 1, 1, np.bool_), "linerice"),
+            T("scalar", np.array(-7, np.int8), "linerice"),
+            T("scalar_zero", np.array(0, np.uint8), "linerice"),
+            T("empty", np.zeros((0, 3), np.int8), "linerice"),
+            T("i32_zstd", sparse_ints(114, (16, 40), 0.2, -1000, 1000, np.int32), "linerice",
               "zstd")]),
     Vector("sparse", "sparse (u8 index_bits, u64 entries, u64 gap-part length, gap symbol "
            "stream, value symbol stream): filler entries (index_bits 3), index_bits chosen by "

@@ -125,9 +125,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "bit-packed for fast loading"),
     Recipe("deep-compression", _lossy([{"id": "prune", "sparsity": 0.9},
                                        {"id": "cluster", "bits": 5},
-                                       {"id": "auto", "candidates": ["huffman", "zerorun", "sparse"]}]),
+                                       {"id": "auto", "candidates": ["huffman", "zerorun", "sparse",
+                                                                      "linerice"]}]),
            "Deep Compression: magnitude pruning (90%), 32-cluster k-means weight sharing, then the "
-           "smallest of Huffman / zero-run / relative-index coding per tensor"),
+           "smallest of Huffman / zero-run / relative-index / per-line Rice coding per tensor"),
     Recipe("weightless", _lossy([{"id": "prune", "sparsity": 0.9}, {"id": "cluster", "bits": 4},
                                  {"id": "bloomier", "mode": "lossy"}]),
            "Weightless: magnitude pruning (90%), 16-cluster weight sharing, nonzero positions in a "
@@ -140,7 +141,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("auto", _lossy([{"id": "quantize", "mode": "step", "step_ratio": 0.25},
                            {"id": "auto"}]),
            "entropy-constrained scalar quantization (step = 0.25 x row std), then the smallest "
-           "exact coding of the levels among huffman/zerorun/sparse/bitpack"),
+           "exact coding of the levels among huffman/zerorun/sparse/bitpack/linerice"),
 ]}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import FormatError
 from .base import ARRAY_TO_BYTES, Codec, Param, codec_class, get_codec, register
 
-DEFAULT_CANDIDATES = ["huffman", "zerorun", "sparse", "bitpack"]
+DEFAULT_CANDIDATES = ["huffman", "zerorun", "sparse", "bitpack", "linerice"]
 
 
 def _valid(candidates) -> bool:

@@ -1,4 +1,4 @@
-"""Shared plumbing of the integer coders (bitpack, huffman, zerorun, sparse).
+"""Shared plumbing of the integer coders (bitpack, huffman, zerorun, linerice, sparse).
 
 They code integer or bool arrays. Signed integers are first mapped to unsigned
 *symbols* by zigzag (0, -1, 1, -2, 2 ... -> 0, 1, 2, 3, 4 ...), which keeps zero
