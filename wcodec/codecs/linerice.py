@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import ConfigError, FormatError
 from ..kernels import bitpack, linerice
 from . import intcoding
 from .base import as_bytes, register
@@ -51,7 +51,7 @@ class LineRice(intcoding.IntegerCoder):
             if best is None or len(out) < len(best):
                 best = out
         if best is None:
-            raise FormatError(f"linerice: shape {spec.shape} has no dimension split with lines "
+            raise ConfigError(f"linerice: shape {spec.shape} has no dimension split with lines "
                               f"of at most {linerice.MAX_LINE} elements")
         return best
 

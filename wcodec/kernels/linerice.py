@@ -16,6 +16,8 @@ block per Rice parameter, so decoding never loops over elements in Python.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from wcodec.errors import ConfigError, FormatError, TruncatedError
@@ -45,13 +47,12 @@ def rice_parameters(counts: np.ndarray, alive: int) -> np.ndarray:
     return np.maximum(s - 1, 0)
 
 
-class Positions:
-    """The non-zero layout of a line matrix: ``alive`` (bool per position),
-    ``counts`` per line, and ``lines``/``slots`` of each non-zero in line order
-    (slot = index among alive positions)."""
-
-    def __init__(self, alive, counts, lines, slots):
-        self.alive, self.counts, self.lines, self.slots = alive, counts, lines, slots
+class Positions(NamedTuple):
+    """The non-zero layout of a line matrix, non-zeros in line order."""
+    alive: np.ndarray       # bool per position: non-zero in some line
+    counts: np.ndarray      # int64 per line: its number of non-zeros
+    lines: np.ndarray       # int64 per non-zero: its line
+    slots: np.ndarray       # int64 per non-zero: its index among the alive positions
 
 
 def find_positions(nonzero: np.ndarray) -> Positions:
