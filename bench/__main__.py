@@ -162,7 +162,8 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     fp32_bytes = os.path.getsize(fp32_path)
     n = numel(model)
     base = lenet.accuracy(model, data["x_test"], data["y_test"])
-    base_val = lenet.accuracy(model, data["x_val"], data["y_val"])
+    base_val_hits = lenet.correct(model, data["x_val"], data["y_val"])
+    base_val = float(base_val_hits.mean())
     log(f"  {case}: {n} weights, fp32 test top-1 {base:.4f} (val {base_val:.4f})")
     target = lenet.MODELS[name]().eval()
     rows = summary["rows"]
@@ -227,16 +228,12 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
         m = lenet.deep_compress(copy.deepcopy(model), data, sp, bits, pe, ce, gradual,
                                 seed=args.seed)
         tuned[cand] = m
-        val = lenet.accuracy(m, data["x_val"], data["y_val"])
+        hits = lenet.correct(m, data["x_val"], data["y_val"])
+        val = float(hits.mean())
         pack(f"dc-{cand} per-layer + fine-tune", m, dc_recipe(f"dc-{cand}-ft", sp, bits, True),
-             True, val_top1=val)
+             True, val_top1=val, val_se=lenet.paired_se(hits, base_val_hits))
         cands.append((rows[-1], val))
-    ok = [(r, v) for r, v in cands if v >= base_val - 0.005]
-    chosen = max(ok, key=lambda rv: rv[0]["ratio"])[0] if ok else max(cands, key=lambda rv: rv[1])[0]
-    chosen["chosen_by_validation"] = True
-    notes.append(f"Chosen on validation (most compressed within 0.5 pp of fp32 val top-1 "
-                 f"{base_val:.4f}): {chosen['recipe']} -> {chosen['ratio']:.1f}x, test top-1 "
-                 f"{chosen['value']:.4f} ({(chosen['value'] - base) * 100:+.2f} pp).")
+    notes.extend(validation_notes(cands, base_val, base))
 
     cand_a = DC_CANDIDATES[name]["A"]
     run_weightless(case, name, model, tuned["A"], data, args, summary, pack, *cand_a)
@@ -244,6 +241,37 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
         "description": f"{name} ({n} weights, fp32 file {fp32_bytes} bytes) on Fashion-MNIST; "
                        f"metric = test top-1; baseline = fp32 test top-1 {base:.4f}.",
         "notes": notes + [report.PUBLISHED[0]]}
+
+
+def _pick(cands: list, fits) -> dict:
+    """The most compressed candidate row whose validation result ``fits``; the
+    best on validation if none does."""
+    ok = [r for r, v in cands if fits(r, v)]
+    return max(ok, key=lambda r: r["ratio"]) if ok else max(cands, key=lambda rv: rv[1])[0]
+
+
+def validation_notes(cands: list, base_val: float, base: float) -> list[str]:
+    """Mark the candidate chosen on validation (most compressed within 0.5 pp of
+    the fp32 model's val top-1) and say how noisy that choice is: each
+    candidate's val and test change, and the paired standard error of the val
+    change."""
+    chosen = _pick(cands, lambda r, v: v >= base_val - 0.005)
+    chosen["chosen_by_validation"] = True
+
+    def says(r):
+        return (f"{r['recipe'].split()[0]} {r['ratio']:.1f}x: val {(r['val_top1'] - base_val) * 100:+.2f}"
+                f" +- {r['val_se'] * 100:.2f} pp, test {(r['value'] - base) * 100:+.2f} pp")
+
+    guarded = _pick(cands, lambda r, v: v - r["val_se"] >= base_val - 0.005)
+    return [f"Chosen on validation (most compressed within 0.5 pp of fp32 val top-1 "
+            f"{base_val:.4f}): {chosen['recipe']} -> {chosen['ratio']:.1f}x, test top-1 "
+            f"{chosen['value']:.4f} ({(chosen['value'] - base) * 100:+.2f} pp).",
+            "Validation vs test change of each candidate (+- = paired standard error of the "
+            "val change on 5k images): " + "; ".join(says(r) for r, _ in cands) + ".",
+            f"A guard-banded choice (val change minus one standard error still within "
+            f"0.5 pp; added after earlier runs showed the plain choice landing just outside "
+            f"the bound on test) picks {guarded['recipe']} -> {guarded['ratio']:.1f}x, test "
+            f"{(guarded['value'] - base) * 100:+.2f} pp."]
 
 
 WEIGHTLESS_MIN_SIZE = 4096

@@ -57,13 +57,23 @@ def weight_names(model: nn.Module) -> list[str]:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+def correct(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> np.ndarray:
+    """Per-example bool: is the model's top-1 class the label."""
     model.eval()
-    correct = 0
-    for i in range(0, len(x), batch):
-        logits = model(torch.from_numpy(x[i:i + batch]))
-        correct += int((logits.argmax(1).numpy() == y[i:i + batch]).sum())
-    return correct / len(x)
+    hits = [model(torch.from_numpy(x[i:i + batch])).argmax(1).numpy() == y[i:i + batch]
+            for i in range(0, len(x), batch)]
+    return np.concatenate(hits) if hits else np.zeros(0, bool)
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+    return float(correct(model, x, y, batch).mean()) if len(x) else 0.0
+
+
+def paired_se(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard error of ``mean(a) - mean(b)`` for per-example hits of two models
+    on the same examples (only the examples where they disagree add noise)."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    return float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator):
