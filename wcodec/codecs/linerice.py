@@ -4,8 +4,7 @@ whichever is smaller) it stores the count of non-zeros, Rice-codes the gaps
 between them with a parameter fitted to that line's density, and Huffman-codes
 the non-zero symbols. Dead positions (an input no row reads) are cut out by a
 1-bit mask first. On the large layers of the fine-tuned LeNets this is 3-10%
-smaller than
-``zerorun``, which models all runs with one table.
+smaller than ``zerorun``, which models all runs with one table.
 
 Stream: u8 axis, u64 counts length, u64 unary length, mask, counts, unary
 part, remainders, non-zero symbols. Bytes: ``spec/codecs/linerice.md``."""
