@@ -4,8 +4,9 @@ In one run: for each lossy recipe, the size (bits per weight, ratio vs fp32),
 the encode time, the coded size of the entropy-coded streams vs their order-0
 entropy bound, and the warm time to load every weight into the torch model vs
 safetensors loading the fp32 file into the same model; then the decode
-throughput (symbols/s, one thread) of huffman and zerorun on symbol streams
-taken from the model (4-bit quantized levels; 90%-pruned 5-bit clusters).
+throughput (symbols/s, one thread) of huffman, zerorun, sparse and linerice
+on symbol streams taken from the model (4-bit quantized levels; 90%-pruned
+5-bit clusters).
 
     python -m bench.lossy [--out bench/results] [--repeat 5]
 """
@@ -29,7 +30,7 @@ from . import minilm
 from .lossless import machine_info, timed
 
 RECIPES = ["int8", "int4", "auto", "deep-compression"]
-ENTROPY_CODERS = ("huffman", "zerorun", "sparse")
+ENTROPY_CODERS = ("huffman", "zerorun", "sparse", "linerice")
 
 
 def coder_throughput(weights: dict[str, np.ndarray], repeat: int) -> list[dict]:
@@ -38,12 +39,11 @@ def coder_throughput(weights: dict[str, np.ndarray], repeat: int) -> list[dict]:
     flat = np.concatenate([m.reshape(-1) for m in mats]).astype(np.float32)
     x = flat[: 1 << 22].reshape(-1, 1024)
     spec = ArraySpec(x.shape, "float32")
+    pruned = [{"id": "prune", "sparsity": 0.9}, {"id": "cluster", "bits": 5}]
     cases = [("int4 levels (group 64)", [{"id": "quantize", "bits": 4, "granularity": "group",
-                                          "group_size": 64}], "huffman"),
-             ("90%-pruned 5-bit clusters", [{"id": "prune", "sparsity": 0.9},
-                                            {"id": "cluster", "bits": 5}], "huffman"),
-             ("90%-pruned 5-bit clusters", [{"id": "prune", "sparsity": 0.9},
-                                            {"id": "cluster", "bits": 5}], "zerorun")]
+                                          "group_size": 64}], "huffman")]
+    cases += [("90%-pruned 5-bit clusters", pruned, coder)
+              for coder in ("huffman", "zerorun", "sparse", "linerice")]
     rows = []
     for label, transforms, coder in cases:
         front = Pipeline(transforms + [{"id": "raw"}])
