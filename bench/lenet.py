@@ -121,13 +121,16 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int
 
 
 def trained(name: str, data: dict, epochs: int, cache_dir: str, seed: int = 0) -> tuple[nn.Module, str]:
-    """The fp32 model trained from ``seed`` (cached) and its safetensors path."""
+    """The fp32 model trained from ``seed`` on ``data["x_train"]`` (cached; the
+    number of training images is in the file name) and its safetensors path."""
     from safetensors.torch import load_file, save_file
 
     torch.manual_seed(seed)
     model = MODELS[name]()
     params = sum(p.numel() for p in model.parameters())  # the architecture, in the cache key
-    path = os.path.join(cache_dir, f"{name}-{params}p-fmnist-e{epochs}-s{seed}.safetensors")
+    n_train = len(data["x_train"])
+    path = os.path.join(cache_dir,
+                        f"{name}-{params}p-fmnist-t{n_train}-e{epochs}-s{seed}.safetensors")
     if os.path.exists(path):
         model.load_state_dict(load_file(path))
         print(f"  {name}: cached checkpoint {path}", flush=True)
@@ -136,7 +139,8 @@ def trained(name: str, data: dict, epochs: int, cache_dir: str, seed: int = 0) -
         train(model, data, epochs, seed=seed, label=name)
         os.makedirs(cache_dir, exist_ok=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path,
-                  metadata={"dataset": "fashion-mnist", "epochs": str(epochs), "seed": str(seed)})
+                  metadata={"dataset": "fashion-mnist", "train_images": str(n_train),
+                            "epochs": str(epochs), "seed": str(seed)})
     return model.eval(), path
 
 

@@ -45,12 +45,12 @@ def test_idx_handwritten_and_errors():
 def test_fmnist_dir_layout(tmp_path):
     rng = np.random.default_rng(0)
     for key, stem in fmnist.FILES.items():
-        n = 5010 if key.startswith("train") else 7
+        n = fmnist.N_VAL + 10 if key.startswith("train") else 7
         arr = (rng.integers(0, 256, (n, 28, 28)) if "images" in key else rng.integers(0, 10, n))
         fmnist.write_idx(arr.astype(np.uint8), str(tmp_path / (stem + ".gz")), compress=True)
     assert fmnist.find_dir(str(tmp_path)) == str(tmp_path)
     d = fmnist.load(str(tmp_path))
-    assert d["x_train"].shape == (10, 1, 28, 28) and d["x_val"].shape == (5000, 1, 28, 28)
+    assert d["x_train"].shape == (10, 1, 28, 28) and d["x_val"].shape == (fmnist.N_VAL, 1, 28, 28)
     assert d["x_test"].dtype == np.float32 and d["x_test"].max() <= 1.0
     assert d["y_test"].dtype == np.int64
 
