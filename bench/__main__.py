@@ -69,6 +69,9 @@ DC_CANDIDATES = {
         "E": _candidate(L300, (0.975, 0.94, 0.75), (3, 4, 5)),
         "F": _candidate(L300, (0.97, 0.93, 0.75), (3, 3, 4)),
         "G": _candidate(L300, (0.973, 0.935, 0.75), (3, 3, 4)),
+        # H, I: between A and the ~100x candidates
+        "H": _candidate(L300, (0.95, 0.9, 0.7), (4, 4, 5)),
+        "I": _candidate(L300, (0.96, 0.92, 0.75), (4, 4, 5)),
     },
     "lenet5": {
         "A": _candidate(L5, (0.34, 0.88, 0.92, 0.81), (5, 5, 5, 5)),
@@ -78,6 +81,8 @@ DC_CANDIDATES = {
         # per weight pruned, fc1 holds most of the bytes
         "D": _candidate(L5, (0.5, 0.92, 0.982, 0.85), (4, 4, 4, 4)),
         "E": _candidate(L5, (0.5, 0.92, 0.983, 0.87), (4, 4, 4, 4)),
+        # F: between A and B
+        "F": _candidate(L5, (0.45, 0.9, 0.96, 0.85), (4, 4, 4, 4)),
     },
 }
 # fine-tuning epochs (pruning with masked retraining, centroid retraining) in the full run
