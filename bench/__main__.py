@@ -210,14 +210,17 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     # on the validation split (validation_notes)
     pe, ce = (1, 1) if q else DC_EPOCHS[name]
     gradual = not q
-    notes.append(f"fp32 model: {epochs} epochs Adam (lr 1e-3, batch 128, seed {args.seed}) on the "
+    notes.append(f"fp32 model: {epochs} epochs Adam (lr 1e-3 cosine-decayed to "
+                 f"{lenet.FP32_LR_END:g}, batch 128, seed {args.seed}) on the "
                  f"first {len(data['x_train'])} training images; validation = the last "
                  f"{len(data['x_val'])}; test = {len(data['x_test'])}.")
     notes.append(f"Fine-tuning (bench.lenet, minimal Deep Compression): "
                  f"{'gradual (cubic) ' if gradual else 'one-shot '}magnitude pruning with "
                  f"{pe} epochs of masked retraining (Adam 1e-3 while the sparsity ramps up over "
                  f"the first two thirds, then 4e-4), then per-layer k-means (zero kept exact) "
-                 f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5), then "
+                 f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5), both "
+                 f"distilled from the fp32 model (bench.lenet.distill_loss: 0.5 x T^2 x KL at "
+                 f"T = 2 + 0.5 x cross-entropy), then "
                  f"the weights of units nothing reads any more are zeroed "
                  f"(wcodec.finetune.remove_dead_units: outputs unchanged)"
                  + "; the Weightless rows use wcodec.finetune (bloomier pipeline, Weightless "
@@ -227,12 +230,13 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
                  "bounds false positives at 1/256)."
                  + (" --quick: candidates A and B only." if q else ""))
     cands, tuned = [], {}
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)  # the fp32 model, for distillation
     for cand, (sp, bits) in DC_CANDIDATES[name].items():
         if q and cand not in ("A", "B"):
             continue
         log(f"  {case}: fine-tuning candidate {cand} (sparsity {sp}, bits {bits})")
         m = lenet.deep_compress(copy.deepcopy(model), data, sp, bits, pe, ce, gradual,
-                                seed=args.seed)
+                                seed=args.seed, teacher=teacher)
         tuned[cand] = m
         hits = lenet.correct(m, data["x_val"], data["y_val"])
         val = float(hits.mean())

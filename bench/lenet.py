@@ -84,11 +84,13 @@ def _batches(n: int, batch: int, rng: np.random.Generator):
 
 def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int = 0,
           batch: int = 128, params=None, after_step=None, forward=None, label: str = "",
-          fraction: float = 1.0, lr_end: float | None = None) -> None:
+          fraction: float = 1.0, lr_end: float | None = None,
+          teacher: nn.Module | None = None) -> None:
     """Adam on cross-entropy; ``after_step()`` runs after each optimizer step
     (masks / centroid sharing); ``forward(x)`` replaces ``model(x)``;
     ``fraction`` < 1 stops each epoch after that share of the batches;
-    ``lr_end``: cosine decay from ``lr`` to it over the run."""
+    ``lr_end``: cosine decay from ``lr`` to it over the run; ``teacher``: the
+    loss is ``distill_loss`` against that frozen model's logits."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
     x, y = data["x_train"], data["y_train"]
@@ -106,7 +108,13 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int
                 for group in opt.param_groups:
                     group["lr"] = lr_end + 0.5 * (lr - lr_end) * (1 + np.cos(np.pi * step / steps))
             step += 1
-            loss = F.cross_entropy((forward or model)(xb), yb)
+            logits = (forward or model)(xb)
+            if teacher is None:
+                loss = F.cross_entropy(logits, yb)
+            else:
+                with torch.no_grad():
+                    target = teacher(xb)
+                loss = distill_loss(logits, target, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -118,6 +126,16 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int
             print(f"    {label} epoch {epoch + 1}/{epochs}: loss {total / seen:.4f}, "
                   f"val {accuracy(model, data['x_val'], data['y_val']):.4f} "
                   f"({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                 alpha: float = 0.5, temperature: float = 2.0) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): ``alpha`` x T^2 x KL(teacher ||
+    student) on logits softened by T, plus (1 - ``alpha``) x cross-entropy."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                  log_target=True, reduction="batchmean")
+    return alpha * t * t * kl + (1 - alpha) * F.cross_entropy(logits, labels)
 
 
 # the fp32 models' learning rate decays (cosine) from 1e-3 to this: a converged
@@ -165,7 +183,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 
 def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epochs: int,
-                  gradual: bool, seed: int = 0, lr: float = 1e-3) -> dict[str, torch.Tensor]:
+                  gradual: bool, seed: int = 0, lr: float = 1e-3,
+                  teacher: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Magnitude-prune the layers in ``sparsity`` and retrain with the masks
     fixed. ``gradual``: the sparsity rises over the first two thirds of the
     epochs (cubic schedule, Zhu & Gupta 2017) with masks recomputed each
@@ -179,19 +198,21 @@ def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epoc
             masks = magnitude_masks(model, s)
             apply_masks(model, masks)
             train(model, data, 1, lr=lr if e < ramp else 0.4 * lr, seed=seed + 100 + e,
-                  after_step=lambda: apply_masks(model, masks),
+                  after_step=lambda: apply_masks(model, masks), teacher=teacher,
                   label=f"prune (sparsity x{f:.2f})")
         return masks
     masks = magnitude_masks(model, sparsity)
     apply_masks(model, masks)
     if epochs:
         train(model, data, epochs, lr=lr, seed=seed + 100,
-              after_step=lambda: apply_masks(model, masks), label="masked retrain")
+              after_step=lambda: apply_masks(model, masks), teacher=teacher,
+              label="masked retrain")
     return masks
 
 
 def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: int,
-                    seed: int = 0, lr: float = 1e-4, lr_end: float = 1e-5) -> None:
+                    seed: int = 0, lr: float = 1e-4, lr_end: float = 1e-5,
+                    teacher: nn.Module | None = None) -> None:
     """k-means each layer in ``bits`` (zero kept exact: pruned weights stay
     pruned), then train the shared centroids (gradients summed per cluster) and
     the other parameters; the model ends with every clustered weight equal to
@@ -217,16 +238,19 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
             return torch.func.functional_call(model, state, (x,))
 
         train(model, data, epochs, lr=lr, seed=seed + 200, params=list(books.values()) + others,
-              after_step=sync, forward=forward, label="centroid retrain", lr_end=lr_end)
+              after_step=sync, forward=forward, label="centroid retrain", lr_end=lr_end,
+              teacher=teacher)
     sync()
 
 
 def deep_compress(model: nn.Module, data: dict, sparsity: dict[str, float], bits: dict[str, int],
-                  prune_epochs: int, cluster_epochs: int, gradual: bool, seed: int = 0) -> nn.Module:
-    """Prune (masked retraining), cluster (centroid retraining), then zero the
+                  prune_epochs: int, cluster_epochs: int, gradual: bool, seed: int = 0,
+                  teacher: nn.Module | None = None) -> nn.Module:
+    """Prune (masked retraining), cluster (centroid retraining), both distilled
+    from ``teacher`` when given (see ``train``), then zero the
     weights of units nothing reads any more (``wcodec.finetune.remove_dead_units``:
     outputs unchanged, fewer positions to code)."""
-    prune_retrain(model, data, sparsity, prune_epochs, gradual, seed)
-    cluster_retrain(model, data, bits, cluster_epochs, seed)
+    prune_retrain(model, data, sparsity, prune_epochs, gradual, seed, teacher=teacher)
+    cluster_retrain(model, data, bits, cluster_epochs, seed, teacher=teacher)
     remove_dead_units(model, weight_names(model))
     return model.eval()
