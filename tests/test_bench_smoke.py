@@ -1,6 +1,6 @@
 """Fast smoke test of the benchmark pieces that need no dataset or model
 weights: idx parsing, the summary row schema, the GGUF size formula and
-quantizers, and the sentence splitter."""
+quantizers, the sentence splitter and the distillation loss."""
 from __future__ import annotations
 
 import os
@@ -152,3 +152,25 @@ def test_tokenizer_available_or_skip():
     inner = {tok.id_to_token(int(i)) for i in pids[:, 1:-1].flatten()}
     assert not any(t.startswith("[") and t.endswith("]") for t in inner)
     assert bool((pids == mf.random_token_probes(n=16, length=12, seed=3)[0]).all())
+
+
+def test_distill_loss():
+    import torch
+
+    from bench import lenet
+
+    torch.manual_seed(0)
+    logits = torch.randn(8, 10, requires_grad=True)
+    labels = torch.randint(0, 10, (8,))
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    teacher = torch.randn(8, 10)
+    # alpha 0 is plain cross-entropy; a student equal to its teacher adds no KL term
+    assert torch.allclose(lenet.distill_loss(logits, teacher, labels, alpha=0.0), ce)
+    assert torch.allclose(lenet.distill_loss(logits, logits.detach(), labels, alpha=0.5), 0.5 * ce)
+    # the KL term pulls the student towards the teacher
+    loss = lenet.distill_loss(logits, teacher, labels, alpha=1.0, temperature=2.0)
+    assert loss.item() > 0
+    loss.backward()
+    step = logits.detach() - 0.5 * logits.grad
+    after = lenet.distill_loss(step, teacher, labels, alpha=1.0, temperature=2.0)
+    assert after.item() < loss.item()
