@@ -286,9 +286,9 @@ def validation_notes(cands: list, base_val: float, base: float, n_val: int) -> l
     return [f"Chosen on validation (fp32 val top-1 {base_val:.4f}), guard-banded rule (the most "
             f"compressed candidate whose val change minus one standard error is still within "
             f"0.5 pp): {result(guarded, guarded_fits)}. Plain rule (val change within 0.5 pp): "
-            f"{result(plain, plain_fits)}. Both rules and the {n_val}-image split were fixed before this "
-            f"run, after runs on a 5k split had shown the plain choice landing just outside the "
-            f"bound on test.",
+            f"{result(plain, plain_fits)}. Both rules and the {n_val}-image split were fixed "
+            f"before this run, after runs on a 5k split had shown the plain choice landing just "
+            f"outside the bound on test.",
             "Validation vs test change of each candidate (+- = paired standard error of the "
             f"val change on {n_val} images): " + "; ".join(says(r) for r, _ in cands) + "."]
 
