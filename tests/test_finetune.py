@@ -337,3 +337,89 @@ def test_remove_dead_units_validates():
         ft.remove_dead_units(net, ["fc1.weight", "conv1.weight"])   # 1 input channel, 6 units
     with pytest.raises(ConfigError, match="cannot read"):
         ft.remove_dead_units(net, ["fc1.weight", "fc1.bias"])
+
+
+CONV_CHAIN = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
+
+
+def test_unit_norms_and_group_lasso_match_their_definition():
+    torch.manual_seed(1)
+    net = _ConvNet()
+    norms = ft.unit_norms(net, CONV_CHAIN, inputs=True)
+    assert sorted(norms) == ["conv1.weight", "conv1.weight:inputs", "conv2.weight", "fc1.weight"]
+    # conv2 channel 1: its kernel, its bias, and fc1's flattened inputs 4..7
+    manual = torch.cat([net.conv2.weight[1].flatten(), net.conv2.bias[1:2],
+                        net.fc1.weight[:, 4:8].flatten()]).norm()
+    assert torch.allclose(norms["conv2.weight"][1], manual)
+    manual = torch.cat([net.fc1.weight[5], net.fc1.bias[5:6], net.fc2.weight[:, 5]]).norm()
+    assert torch.allclose(norms["fc1.weight"][5], manual)
+    assert torch.allclose(norms["conv1.weight:inputs"], net.conv1.weight.norm().reshape(1))
+    sizes = {"conv1.weight": 9 + 1 + 4 * 9, "conv2.weight": 27 + 1 + 6 * 4, "fc1.weight": 16 + 1 + 2,
+             "conv1.weight:inputs": 27}
+    penalty = ft.group_lasso(net, CONV_CHAIN, inputs=True)
+    expected = sum(np.sqrt(sizes[k]) * v.sum() for k, v in norms.items())
+    assert torch.allclose(penalty, expected)
+    penalty.backward()                       # differentiable: every chained weight gets a gradient
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in net.named_parameters() if n != "fc2.bias")
+    assert float(ft.group_lasso(net, CONV_CHAIN).detach()) < float(penalty.detach())  # + inputs
+
+
+def test_group_lasso_drives_units_to_zero():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    chain = ["0.weight", "2.weight"]
+    x = torch.randn(64, 8)
+    y = x[:, :2].sum(1, keepdim=True).repeat(1, 2)       # only 2 of 8 inputs matter
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(400):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(net(x), y) + 3e-3 * ft.group_lasso(net, chain, inputs=True)
+        loss.backward()
+        opt.step()
+    pixels = ft.unit_norms(net, chain, inputs=True)["0.weight:inputs"]
+    assert pixels[:2].min() > 10 * pixels[2:].max()       # the useless inputs die first
+
+
+def test_unit_masks_remove_the_weakest_units_and_nothing_else():
+    torch.manual_seed(3)
+    net = _ConvNet()
+    with torch.no_grad():
+        net.conv2.weight[2] *= 1e-3
+        net.fc1.weight[:, 8:12] *= 1e-3
+        net.conv2.bias[2] = 0                # conv2 channel 2: the weakest group
+        net.fc1.weight[3] *= 1e-3
+        net.fc2.weight[:, 3] *= 1e-3         # fc1 unit 3: the weakest
+    masks = ft.unit_masks(net, CONV_CHAIN, {"conv2.weight": 0.75, "fc1.weight": 5 / 6})
+    assert sorted(masks) == ["conv2.bias", "conv2.weight", "fc1.bias", "fc1.weight", "fc2.weight"]
+    assert not masks["conv2.weight"][2].any() and masks["conv2.weight"][[0, 1, 3]].all()
+    assert not masks["conv2.bias"][2] and int(masks["conv2.bias"].sum()) == 3
+    assert not masks["fc1.weight"][:, 8:12].any() and not masks["fc1.weight"][3].any()
+    assert int(masks["fc1.weight"].sum()) == 5 * 12 and not masks["fc1.bias"][3]
+    assert not masks["fc2.weight"][:, 3].any() and int(masks["fc2.weight"].sum()) == 10
+    # applying them zeroes exactly those groups; the norms of the rest are untouched
+    before = ft.unit_norms(net, CONV_CHAIN)
+    with ft.MaskedTraining(net, masks):
+        after = ft.unit_norms(net, CONV_CHAIN)
+    assert after["conv2.weight"][2] == 0 and after["fc1.weight"][3] == 0
+    keep = [0, 1, 3]
+    assert torch.allclose(after["conv2.weight"][keep], before["conv2.weight"][keep])
+    assert ft.unit_masks(net, CONV_CHAIN, {"fc1.weight": 1.0}) == {}
+    # input features: 1 input channel, keep 0 of it removes the whole first layer
+    inputs = ft.unit_masks(net, CONV_CHAIN, {"conv1.weight:inputs": 0.0})
+    assert list(inputs) == ["conv1.weight"] and not inputs["conv1.weight"].any()
+
+
+def test_unit_masks_validate():
+    net = _ConvNet()
+    with pytest.raises(ConfigError, match="not a weight of the chain"):
+        ft.unit_masks(net, CONV_CHAIN, {"fc2.weight": 0.5})     # the last layer has no reader
+    with pytest.raises(ConfigError, match="not a weight of the chain"):
+        ft.unit_masks(net, CONV_CHAIN, {"fc1.weight:inputs": 0.5})
+    for bad in (1.5, -0.1, True, "half", float("nan")):
+        with pytest.raises(ConfigError, match="fraction"):
+            ft.unit_masks(net, CONV_CHAIN, {"fc1.weight": bad})
+    with pytest.raises(ConfigError, match="at least two"):
+        ft.group_lasso(net, ["fc1.weight"])
+    with pytest.raises(InputError):
+        ft.unit_norms("not a model", CONV_CHAIN)
