@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,9 +54,23 @@ L300 = ("fc1.weight", "fc2.weight", "fc3.weight")
 L5 = ("conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight")
 
 
-def _candidate(layers: tuple[str, ...], sparsity: tuple, bits: tuple) -> tuple[dict, dict]:
-    """``({layer: sparsity}, {layer: bits})`` for the layers in order."""
-    return dict(zip(layers, sparsity, strict=True)), dict(zip(layers, bits, strict=True))
+class Candidate(NamedTuple):
+    """Per-layer Deep Compression settings: ``{layer: sparsity}``, ``{layer: bits}``
+    and, for the structured candidates, the keyword arguments of
+    ``bench.lenet.structure`` (group-lasso training before pruning)."""
+    sparsity: dict
+    bits: dict
+    group: dict | None = None
+
+
+def _candidate(layers: tuple[str, ...], sparsity: tuple, bits: tuple, **group) -> Candidate:
+    return Candidate(dict(zip(layers, sparsity, strict=True)), dict(zip(layers, bits, strict=True)),
+                     group or None)
+
+
+def S300(lam: float) -> dict:
+    """LeNet-300-100 group-lasso settings (``bench.lenet.structure``)."""
+    return {"lam": lam, "epochs": 20, "keep_inputs": 0.6}
 
 
 # per-layer Deep Compression settings (sparsity, bits); A follows the paper's settings
@@ -64,27 +79,33 @@ DC_CANDIDATES = {
     "lenet300": {
         "A": _candidate(L300, (0.92, 0.91, 0.74), (5, 5, 5)),
         "B": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5)),
-        "C": _candidate(L300, (0.978, 0.95, 0.8), (4, 4, 5)),
-        "D": _candidate(L300, (0.98, 0.95, 0.8), (4, 4, 4)),
-        "E": _candidate(L300, (0.975, 0.94, 0.75), (3, 4, 5)),
         "F": _candidate(L300, (0.97, 0.93, 0.75), (3, 3, 4)),
         "G": _candidate(L300, (0.973, 0.935, 0.75), (3, 3, 4)),
         # H, I: between A and the ~100x candidates
         "H": _candidate(L300, (0.95, 0.9, 0.7), (4, 4, 5)),
         "I": _candidate(L300, (0.96, 0.92, 0.75), (4, 4, 5)),
+        # S*: structured -- group lasso over hidden units and input pixels first (the
+        # weakest 40% of the pixels removed), so the nonzeros sit in fewer rows and columns
+        "S1": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **S300(1e-5)),
+        "S2": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **S300(2e-5)),
+        "S3": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **S300(1e-5)),
+        "S4": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **S300(5e-5)),
     },
     "lenet5": {
         "A": _candidate(L5, (0.34, 0.88, 0.92, 0.81), (5, 5, 5, 5)),
         "B": _candidate(L5, (0.5, 0.92, 0.97, 0.85), (4, 4, 4, 4)),
-        "C": _candidate(L5, (0.55, 0.94, 0.98, 0.88), (4, 4, 4, 4)),
-        # D, E: conv2 kept denser than C (92%), fc1 sparser: convolutions cost more accuracy
-        # per weight pruned, fc1 holds most of the bytes
+        # D: conv2 kept at 92%, fc1 sparser: convolutions cost more accuracy per weight
+        # pruned, fc1 holds most of the bytes
         "D": _candidate(L5, (0.5, 0.92, 0.982, 0.85), (4, 4, 4, 4)),
-        "E": _candidate(L5, (0.5, 0.92, 0.983, 0.87), (4, 4, 4, 4)),
         # F: between A and B
         "F": _candidate(L5, (0.45, 0.9, 0.96, 0.85), (4, 4, 4, 4)),
+        # S*: structured -- group lasso over the channels and fc1 units first
+        "S1": _candidate(L5, (0.45, 0.9, 0.975, 0.85), (4, 4, 4, 4), lam=3e-5, epochs=8),
+        "S2": _candidate(L5, (0.5, 0.92, 0.982, 0.85), (4, 4, 4, 4), lam=3e-5, epochs=8),
     },
 }
+# --quick fine-tunes these (1 epoch each)
+QUICK_CANDIDATES = ("A", "B", "S2")
 # fine-tuning epochs (pruning with masked retraining, centroid retraining) in the full run
 DC_EPOCHS = {"lenet300": (40, 4), "lenet5": (12, 3)}
 
@@ -116,8 +137,9 @@ def lenet_post_recipes(name: str) -> dict[str, object]:
     for r in ("int8", "int4", "deep-compression"):
         out[f"{r} (all weights)"] = _all_weights(f"{r}-all-weights",
                                                  wcodec.RECIPES[r].rules[0].pipeline)
-    for cand, (s, b) in DC_CANDIDATES[name].items():
-        out[f"dc-{cand} per-layer"] = dc_recipe(f"dc-{cand}", s, b, finetuned=False)
+    for cand, c in DC_CANDIDATES[name].items():
+        if c.group is None:  # a structured candidate's settings only make sense fine-tuned
+            out[f"dc-{cand} per-layer"] = dc_recipe(f"dc-{cand}", c.sparsity, c.bits, finetuned=False)
     return out
 
 
@@ -228,15 +250,24 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
                  f"{'a third of an epoch' if q else '4 epochs'} per layer at Adam 1e-3 -> 1e-5 "
                  "with the layers still to encode keeping their zeros; the full run also "
                  "bounds false positives at 1/256)."
-                 + (" --quick: candidates A and B only." if q else ""))
+                 + " Structured candidates (S*) first train with a group-lasso penalty "
+                 "(wcodec.finetune.group_lasso, distilled, Adam 1e-3) over the hidden units "
+                 "(each unit's row, bias and the next layer's weights that read it) and, for "
+                 "LeNet-300-100, the input pixels, of which the weakest are then removed; "
+                 "magnitude pruning then takes the faded units first"
+                 + (f"; --quick: candidates {', '.join(QUICK_CANDIDATES)} only, 1 group-lasso "
+                    "epoch." if q else "."))
     cands, tuned = [], {}
     teacher = copy.deepcopy(model).eval().requires_grad_(False)  # the fp32 model, for distillation
-    for cand, (sp, bits) in DC_CANDIDATES[name].items():
-        if q and cand not in ("A", "B"):
+    for cand, (sp, bits, group) in DC_CANDIDATES[name].items():
+        if q and cand not in QUICK_CANDIDATES:
             continue
-        log(f"  {case}: fine-tuning candidate {cand} (sparsity {sp}, bits {bits})")
+        if group and q:
+            group = {**group, "epochs": 1}
+        log(f"  {case}: fine-tuning candidate {cand} (sparsity {sp}, bits {bits}"
+            + (f", group lasso {group}" if group else "") + ")")
         m = lenet.deep_compress(copy.deepcopy(model), data, sp, bits, pe, ce, gradual,
-                                seed=args.seed, teacher=teacher)
+                                seed=args.seed, teacher=teacher, group=group)
         tuned[cand] = m
         hits = lenet.correct(m, data["x_val"], data["y_val"])
         val = float(hits.mean())
@@ -246,7 +277,8 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     notes.extend(validation_notes(cands, base_val, base, len(data["x_val"])))
 
     cand_a = DC_CANDIDATES[name]["A"]
-    run_weightless(case, name, model, tuned["A"], data, args, summary, pack, *cand_a)
+    run_weightless(case, name, model, tuned["A"], data, args, summary, pack, cand_a.sparsity,
+                   cand_a.bits)
     summary["cases"][case] = {
         "description": f"{name} ({n} weights, fp32 file {fp32_bytes} bytes) on Fashion-MNIST; "
                        f"metric = test top-1; baseline = fp32 test top-1 {base:.4f}.",

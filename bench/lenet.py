@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wcodec.finetune import lookup, remove_dead_units
+from wcodec.finetune import group_lasso, lookup, remove_dead_units, unit_masks
 from wcodec.kernels import kmeans, prune
 
 
@@ -85,12 +85,13 @@ def _batches(n: int, batch: int, rng: np.random.Generator):
 def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int = 0,
           batch: int = 128, params=None, after_step=None, forward=None, label: str = "",
           fraction: float = 1.0, lr_end: float | None = None,
-          teacher: nn.Module | None = None) -> None:
+          teacher: nn.Module | None = None, penalty=None) -> None:
     """Adam on cross-entropy; ``after_step()`` runs after each optimizer step
     (masks / centroid sharing); ``forward(x)`` replaces ``model(x)``;
     ``fraction`` < 1 stops each epoch after that share of the batches;
     ``lr_end``: cosine decay from ``lr`` to it over the run; ``teacher``: the
-    loss is ``distill_loss`` against that frozen model's logits."""
+    loss is ``distill_loss`` against that frozen model's logits; ``penalty()``:
+    a scalar added to each batch's loss (not to the reported loss)."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
     x, y = data["x_train"], data["y_train"]
@@ -116,7 +117,7 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float = 1e-3, seed: int
                     target = teacher(xb)
                 loss = distill_loss(logits, target, yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if penalty is None else loss + penalty()).backward()
             opt.step()
             if after_step is not None:
                 after_step()
@@ -184,24 +185,34 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 def prune_retrain(model: nn.Module, data: dict, sparsity: dict[str, float], epochs: int,
                   gradual: bool, seed: int = 0, lr: float = 1e-3,
-                  teacher: nn.Module | None = None) -> dict[str, torch.Tensor]:
+                  teacher: nn.Module | None = None,
+                  fixed: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Magnitude-prune the layers in ``sparsity`` and retrain with the masks
     fixed. ``gradual``: the sparsity rises over the first two thirds of the
     epochs (cubic schedule, Zhu & Gupta 2017) with masks recomputed each
-    epoch, then the rest train at 0.4 x ``lr``; otherwise one-shot. Returns
-    the final keep-masks."""
+    epoch, then the rest train at 0.4 x ``lr``; otherwise one-shot. ``fixed``:
+    keep-masks (e.g. removed units) and-ed into every mask. Returns the final
+    keep-masks."""
+    apply_masks(model, fixed or {})  # removed units are zeros: magnitude pruning takes them first
+
+    def masks_for(s):
+        masks = dict(fixed or {})
+        for n, m in magnitude_masks(model, s).items():
+            masks[n] = m & masks[n] if n in masks else m
+        return masks
+
     if gradual and epochs >= 2:
         ramp = max(1, 2 * epochs // 3)
         for e in range(epochs):
             f = min(1.0, (e + 1) / ramp)
             s = {n: v * (1 - (1 - f) ** 3) for n, v in sparsity.items()}
-            masks = magnitude_masks(model, s)
+            masks = masks_for(s)
             apply_masks(model, masks)
             train(model, data, 1, lr=lr if e < ramp else 0.4 * lr, seed=seed + 100 + e,
                   after_step=lambda: apply_masks(model, masks), teacher=teacher,
                   label=f"prune (sparsity x{f:.2f})")
         return masks
-    masks = magnitude_masks(model, sparsity)
+    masks = masks_for(sparsity)
     apply_masks(model, masks)
     if epochs:
         train(model, data, epochs, lr=lr, seed=seed + 100,
@@ -243,14 +254,32 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
     sync()
 
 
+def structure(model: nn.Module, data: dict, lam: float, epochs: int,
+              keep_inputs: float = 1.0, seed: int = 0,
+              teacher: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Train ``epochs`` with ``lam`` x ``wcodec.finetune.group_lasso`` over the
+    hidden units (and, for an MLP, the input pixels) added to the loss: whole
+    units fade to ~0 and magnitude pruning then removes them first. Returns
+    keep-masks that remove all but the ``keep_inputs`` share of the input
+    pixels with the largest norms (none for a convolutional first layer)."""
+    chain = weight_names(model)
+    inputs = dict(model.named_parameters())[chain[0]].dim() == 2
+    train(model, data, epochs, seed=seed + 300, teacher=teacher, label="group lasso",
+          penalty=lambda: lam * group_lasso(model, chain, inputs=inputs))
+    return unit_masks(model, chain, {chain[0] + ":inputs": keep_inputs}) if inputs else {}
+
+
 def deep_compress(model: nn.Module, data: dict, sparsity: dict[str, float], bits: dict[str, int],
                   prune_epochs: int, cluster_epochs: int, gradual: bool, seed: int = 0,
-                  teacher: nn.Module | None = None) -> nn.Module:
-    """Prune (masked retraining), cluster (centroid retraining), both distilled
-    from ``teacher`` when given (see ``train``), then zero the
+                  teacher: nn.Module | None = None, group: dict | None = None) -> nn.Module:
+    """Optionally learn structure first (``group``: keyword arguments of
+    ``structure``), then prune (masked retraining), cluster (centroid retraining),
+    all distilled from ``teacher`` when given (see ``train``), then zero the
     weights of units nothing reads any more (``wcodec.finetune.remove_dead_units``:
     outputs unchanged, fewer positions to code)."""
-    prune_retrain(model, data, sparsity, prune_epochs, gradual, seed, teacher=teacher)
+    fixed = structure(model, data, seed=seed, teacher=teacher, **group) if group else None
+    prune_retrain(model, data, sparsity, prune_epochs, gradual, seed, teacher=teacher,
+                  fixed=fixed)
     cluster_retrain(model, data, bits, cluster_epochs, seed, teacher=teacher)
     remove_dead_units(model, weight_names(model))
     return model.eval()

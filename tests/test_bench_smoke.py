@@ -174,3 +174,23 @@ def test_distill_loss():
     step = logits.detach() - 0.5 * logits.grad
     after = lenet.distill_loss(step, teacher, labels, alpha=1.0, temperature=2.0)
     assert after.item() < loss.item()
+
+
+def test_structure_and_fixed_masks():
+    """Group-lasso training returns pixel masks; pruning keeps those pixels removed."""
+    import torch
+
+    from bench import lenet
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.random((256, 1, 28, 28), dtype=np.float32),
+            "y_train": rng.integers(0, 10, 256), "x_val": np.zeros((0, 1, 28, 28), np.float32),
+            "y_val": np.zeros(0, np.int64)}
+    torch.manual_seed(0)
+    model = lenet.LeNet300()
+    fixed = lenet.structure(model, data, lam=1e-4, epochs=1, keep_inputs=0.5)
+    assert list(fixed) == ["fc1.weight"]
+    pixels = fixed["fc1.weight"].any(0)
+    assert int(pixels.sum()) == 392 and bool(fixed["fc1.weight"][:, pixels].all())
+    masks = lenet.prune_retrain(model, data, {"fc1.weight": 0.9}, 1, gradual=False, fixed=fixed)
+    assert not model.fc1.weight[:, ~pixels].any()
+    assert int(masks["fc1.weight"].sum()) == 784 * 300 - int(0.9 * 784 * 300)  # exact sparsity
