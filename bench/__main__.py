@@ -68,7 +68,7 @@ def _candidate(layers: tuple[str, ...], sparsity: tuple, bits: tuple, **group) -
                      group or None)
 
 
-def S300(lam: float) -> dict:
+def _lenet300_group(lam: float) -> dict:
     """LeNet-300-100 group-lasso settings (``bench.lenet.structure``)."""
     return {"lam": lam, "epochs": 20, "keep_inputs": 0.6}
 
@@ -86,10 +86,10 @@ DC_CANDIDATES = {
         "I": _candidate(L300, (0.96, 0.92, 0.75), (4, 4, 5)),
         # S*: structured -- group lasso over hidden units and input pixels first (the
         # weakest 40% of the pixels removed), so the nonzeros sit in fewer rows and columns
-        "S1": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **S300(1e-5)),
-        "S2": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **S300(2e-5)),
-        "S3": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **S300(1e-5)),
-        "S4": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **S300(5e-5)),
+        "S1": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **_lenet300_group(1e-5)),
+        "S2": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **_lenet300_group(2e-5)),
+        "S3": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **_lenet300_group(1e-5)),
+        "S4": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **_lenet300_group(5e-5)),
     },
     "lenet5": {
         "A": _candidate(L5, (0.34, 0.88, 0.92, 0.81), (5, 5, 5, 5)),
@@ -139,7 +139,8 @@ def lenet_post_recipes(name: str) -> dict[str, object]:
                                                  wcodec.RECIPES[r].rules[0].pipeline)
     for cand, c in DC_CANDIDATES[name].items():
         if c.group is None:  # a structured candidate's settings only make sense fine-tuned
-            out[f"dc-{cand} per-layer"] = dc_recipe(f"dc-{cand}", c.sparsity, c.bits, finetuned=False)
+            out[f"dc-{cand} per-layer"] = dc_recipe(f"dc-{cand}", c.sparsity, c.bits,
+                                                    finetuned=False)
     return out
 
 

@@ -1,7 +1,8 @@
 """LeNet-300-100 and LeNet-5 on Fashion-MNIST: training from a fixed seed (fp32
 checkpoint cached as .safetensors under bench/cache/), evaluation, and a
-minimal Deep-Compression fine-tuning loop (prune -> retrain with masks ->
-k-means cluster -> retrain the shared centroids -> zero dead units with
+minimal Deep-Compression fine-tuning loop (optionally group-lasso training
+first, ``structure`` -> prune -> retrain with masks -> k-means cluster ->
+retrain the shared centroids -> zero dead units with
 ``wcodec.finetune.remove_dead_units``)."""
 from __future__ import annotations
 

@@ -354,8 +354,8 @@ def test_unit_norms_and_group_lasso_match_their_definition():
     manual = torch.cat([net.fc1.weight[5], net.fc1.bias[5:6], net.fc2.weight[:, 5]]).norm()
     assert torch.allclose(norms["fc1.weight"][5], manual)
     assert torch.allclose(norms["conv1.weight:inputs"], net.conv1.weight.norm().reshape(1))
-    sizes = {"conv1.weight": 9 + 1 + 4 * 9, "conv2.weight": 27 + 1 + 6 * 4, "fc1.weight": 16 + 1 + 2,
-             "conv1.weight:inputs": 27}
+    sizes = {"conv1.weight": 9 + 1 + 4 * 9, "conv2.weight": 27 + 1 + 6 * 4,
+             "fc1.weight": 16 + 1 + 2, "conv1.weight:inputs": 27}
     penalty = ft.group_lasso(net, CONV_CHAIN, inputs=True)
     expected = sum(np.sqrt(sizes[k]) * v.sum() for k, v in norms.items())
     assert torch.allclose(penalty, expected)
