@@ -194,3 +194,9 @@ def test_structure_and_fixed_masks():
     masks = lenet.prune_retrain(model, data, {"fc1.weight": 0.9}, 1, gradual=False, fixed=fixed)
     assert not model.fc1.weight[:, ~pixels].any()
     assert int(masks["fc1.weight"].sum()) == 784 * 300 - int(0.9 * 784 * 300)  # exact sparsity
+    # a convolutional first layer has no pixel groups: units only, no fixed masks
+    conv = lenet.LeNet5()
+    before = conv.fc1.weight.detach().clone()
+    small = {k: v[:64] for k, v in data.items()}
+    assert lenet.structure(conv, small, lam=1e-4, epochs=1) == {}
+    assert not torch.equal(conv.fc1.weight, before)          # it did train
