@@ -297,6 +297,31 @@ def _inputs_key(weight: str) -> str:
     return weight + ":inputs"
 
 
+def _unit_groups(model: nn.Module, chain: Iterable[str], inputs: bool
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """``({key: squared L2 norm of each group}, {key: group size})`` for the
+    groups :func:`unit_norms` describes."""
+    names, params, pairs = _chain(model, chain)
+    squares, sizes = {}, {}
+    for prod, cons in pairs:
+        weight, reader = params[prod], params[cons]
+        units = weight.shape[0]
+        sq = weight.reshape(units, -1).square().sum(1)
+        sq = sq + reader.reshape(reader.shape[0], units, -1).square().sum((0, 2))
+        sizes[prod] = weight[0].numel() + reader.numel() // units
+        bias = _unit_bias(params, prod)
+        if bias is not None:
+            sq = sq + bias.square()
+            sizes[prod] += 1
+        squares[prod] = sq
+    if inputs:
+        first = params[names[0]]
+        key = _inputs_key(names[0])
+        squares[key] = first.reshape(first.shape[0], first.shape[1], -1).square().sum((0, 2))
+        sizes[key] = first.numel() // max(first.shape[1], 1)
+    return squares, sizes
+
+
 def unit_norms(model: nn.Module, chain: Iterable[str], inputs: bool = False
                ) -> dict[str, torch.Tensor]:
     """L2 norm of each unit's parameter group, differentiable.
@@ -310,22 +335,8 @@ def unit_norms(model: nn.Module, chain: Iterable[str], inputs: bool = False
     ``"<first weight>:inputs"`` -- the pixels of an MLP on images. Returns
     ``{key: 1-D tensor of norms}``; a unit whose group is all zero can be
     removed without changing the model's outputs."""
-    names, params, pairs = _chain(model, chain)
-    norms = {}
-    for prod, cons in pairs:
-        weight, reader = params[prod], params[cons]
-        units = weight.shape[0]
-        sq = weight.reshape(units, -1).square().sum(1)
-        sq = sq + reader.reshape(reader.shape[0], units, -1).square().sum((0, 2))
-        bias = _unit_bias(params, prod)
-        if bias is not None:
-            sq = sq + bias.square()
-        norms[prod] = sq.sqrt()
-    if inputs:
-        first = params[names[0]]
-        norms[_inputs_key(names[0])] = \
-            first.reshape(first.shape[0], first.shape[1], -1).square().sum((0, 2)).sqrt()
-    return norms
+    squares, _ = _unit_groups(model, chain, inputs)
+    return {key: sq.sqrt() for key, sq in squares.items()}
 
 
 def group_lasso(model: nn.Module, chain: Iterable[str], inputs: bool = False) -> torch.Tensor:
@@ -336,18 +347,8 @@ def group_lasso(model: nn.Module, chain: Iterable[str], inputs: bool = False) ->
     nonzeros that remain after pruning sit in fewer rows and columns -- which
     the ``linerice`` coder stores for much less per nonzero than scattered
     ones. A scalar tensor with a gradient."""
-    names, params, pairs = _chain(model, chain)
-    total = torch.zeros((), dtype=params[names[0]].dtype, device=params[names[0]].device)
-    for key, norm in unit_norms(model, names, inputs).items():
-        if key.endswith(":inputs"):
-            first = params[names[0]]
-            size = first.numel() // max(first.shape[1], 1)
-        else:
-            weight, reader = params[key], params[names[names.index(key) + 1]]
-            size = weight[0].numel() + reader.numel() // weight.shape[0] \
-                + (_unit_bias(params, key) is not None)
-        total = total + float(np.sqrt(size)) * norm.sum()
-    return total
+    squares, sizes = _unit_groups(model, chain, inputs)
+    return sum(float(np.sqrt(sizes[key])) * sq.sqrt().sum() for key, sq in squares.items())
 
 
 @torch.no_grad()
@@ -382,7 +383,7 @@ def unit_masks(model: nn.Module, chain: Iterable[str], keep: Mapping[str, float]
             first = names[0]
             masks[first] &= alive.reshape(1, -1, *([1] * (params[first].dim() - 2)))
             continue
-        weight, reader = params[key], names[names.index(key) + 1]
+        weight, reader = params[key], dict(pairs)[key]
         masks[key] &= alive.reshape(-1, *([1] * (weight.dim() - 1)))
         bias = _unit_bias(params, key)
         if bias is not None:
