@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,9 +284,19 @@ def weights(rng):
     }
 
 
+def spec_toc_dictionary():
+    """spec/toc-dictionary.txt as a zstd raw-content dictionary."""
+    import zstandard
+
+    path = Path(__file__).resolve().parent.parent / "spec" / "toc-dictionary.txt"
+    return zstandard.ZstdCompressionDict(path.read_bytes(),
+                                         dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+
+
 def toc_of(blob: bytes) -> tuple[int, dict]:
     """(offset, parsed table of contents) of a wcodec file read by hand; a
-    zstd-compressed TOC (trailer encoding 1, FORMAT.md 2.3) is inflated."""
+    zstd-compressed TOC (trailer encoding 1 or 2, FORMAT.md 2.3) is inflated
+    (encoding 2 with spec/toc-dictionary.txt, read from the spec, not the package)."""
     import json
 
     import zstandard
@@ -296,4 +307,6 @@ def toc_of(blob: bytes) -> tuple[int, dict]:
     raw = bytes(blob[offset:offset + length])
     if encoding == fmt.TOC_ZSTD:
         raw = zstandard.ZstdDecompressor().decompress(raw)
+    elif encoding == fmt.TOC_ZSTD_DICT:
+        raw = zstandard.ZstdDecompressor(dict_data=spec_toc_dictionary()).decompress(raw)
     return offset, json.loads(raw)

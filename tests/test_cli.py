@@ -180,7 +180,7 @@ def test_info_table_and_json(packed, tmp_path):
     p = wcodec("info", packed, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert "wcodec format 1.2" in out
+    assert "wcodec format 1.3" in out
     assert "wcodec.source: model.safetensors" in out
     header = next(line for line in out.splitlines() if line.startswith("name"))
     for col in ("shape", "dtype", "pipeline", "stored", "bits/w"):
@@ -188,7 +188,7 @@ def test_info_table_and_json(packed, tmp_path):
     assert "encoder.layer.0.weight" in out and "32x16" in out and "bfloat16" in out
     assert "total:" in out and "6 tensors" in out
     data = json.loads(wcodec("info", packed, "--json", cwd=tmp_path).stdout)
-    assert data["format_version"] == "1.2"
+    assert data["format_version"] == "1.3"
     assert data["file_bytes"] == os.path.getsize(packed)
     assert len(data["tensors"]) == 6
     t = data["totals"]

@@ -355,10 +355,10 @@ def test_layout_and_alignment(recipe, tmp_path, weights):
     wcodec.save_file(weights, path, recipe)
     blob, toc, toc_offset = file_regions(path)
     magic, major, minor, flags, reserved = fmt.HEADER.unpack_from(blob, 0)
-    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 2) and flags == 0
+    assert magic == b"\x89WCODEC\n" and (major, minor) == (1, 3) and flags == 0
     assert reserved == bytes(48)
     off, length, crc, zero, end_magic = fmt.TRAILER.unpack_from(blob, len(blob) - 32)
-    assert end_magic == magic and zero in (fmt.TOC_JSON, fmt.TOC_ZSTD)
+    assert end_magic == magic and zero in fmt.TOC_ENCODINGS
     assert off + length + 32 == len(blob)
     assert crc == zlib.crc32(blob[off:off + length])
     spans = []

@@ -744,7 +744,9 @@ FRAMINGS = [
     ("toc-crc-wrong", dict(toc_crc=0), ChecksumError),
     # trailer TOC encoding (FORMAT.md 2.3): 1 = zstd, but these bytes are plain JSON
     ("trailer-toc-encoding-zstd-lie", dict(zero=1), FormatError),
-    ("trailer-toc-encoding-unknown", dict(zero=2), FormatError),
+    ("trailer-toc-encoding-unknown", dict(zero=3), FormatError),
+    # 2 = zstd with the TOC dictionary, but these bytes are plain JSON
+    ("trailer-toc-encoding-dict-lie", dict(zero=2), FormatError),
     ("trailer-magic", dict(end_magic=b"\x89WCODEX\n"), TruncatedError),
     ("header-magic", dict(head=header(magic=b"\x89PNG\r\n\x1a\n")), FormatError),
     ("major-2", dict(head=header(major=2)), UnsupportedVersion),

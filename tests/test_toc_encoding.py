@@ -1,5 +1,9 @@
-"""Format 1.1: the table of contents may be stored as a zstd frame (trailer
-field at offset 20, FORMAT.md 2.3)."""
+"""The table of contents may be stored as a zstd frame (format 1.1, trailer
+encoding 1) or as one compressed with the format's TOC dictionary (1.3,
+encoding 2; FORMAT.md 2.3)."""
+import hashlib
+import pathlib
+import re
 import struct
 import zlib
 
@@ -11,7 +15,9 @@ import wcodec
 from wcodec import FormatError, LimitExceeded
 from wcodec.container import format as fmt
 
-from conftest import toc_of
+from conftest import spec_toc_dictionary, toc_of
+
+SPEC = pathlib.Path(__file__).resolve().parent.parent / "spec"
 
 
 def _trailer(blob: bytes):
@@ -24,8 +30,10 @@ def test_large_toc_is_compressed_and_reads_back(tmp_path):
     wcodec.save_file(tensors, path)
     blob = path.read_bytes()
     offset, length, crc, encoding, _ = _trailer(blob)
-    assert encoding == fmt.TOC_ZSTD and crc == zlib.crc32(blob[offset:offset + length])
-    assert length < len(zstandard.ZstdDecompressor().decompress(blob[offset:offset + length]))
+    assert encoding == fmt.TOC_ZSTD_DICT and crc == zlib.crc32(blob[offset:offset + length])
+    stored = blob[offset:offset + length]
+    toc = zstandard.ZstdDecompressor(dict_data=spec_toc_dictionary()).decompress(stored)
+    assert length < len(zstandard.ZstdCompressor(level=19).compress(toc)) < len(toc)
     assert len(toc_of(blob)[1]["tensors"]) == 40
     got = wcodec.load_file(path)
     assert all((got[k] == v).all() for k, v in tensors.items())
@@ -50,9 +58,35 @@ def _with_toc(tmp_path, stored: bytes, encoding: int):
 
 def test_hand_written_compressed_toc(tmp_path):
     toc = b'{"metadata":{"k":"v"},"tensors":[]}'
-    path = _with_toc(tmp_path, zstandard.ZstdCompressor().compress(toc), fmt.TOC_ZSTD)
-    with wcodec.open(path) as f:
-        assert f.metadata() == {"k": "v"} and f.keys() == []
+    for stored, encoding in [
+            (zstandard.ZstdCompressor().compress(toc), fmt.TOC_ZSTD),
+            (zstandard.ZstdCompressor(dict_data=spec_toc_dictionary()).compress(toc),
+             fmt.TOC_ZSTD_DICT)]:
+        with wcodec.open(_with_toc(tmp_path, stored, encoding)) as f:
+            assert f.metadata() == {"k": "v"} and f.keys() == []
+
+
+def test_toc_dictionary_is_the_spec_file():
+    """The package's copy is byte-identical to spec/toc-dictionary.txt, whose
+    size and SHA-256 FORMAT.md states."""
+    spec_bytes = (SPEC / "toc-dictionary.txt").read_bytes()
+    assert fmt.TOC_DICTIONARY == spec_bytes
+    page = (SPEC / "FORMAT.md").read_text(encoding="utf-8")
+    assert hashlib.sha256(spec_bytes).hexdigest() in page
+    assert re.search(rf"\b{len(spec_bytes):,}\b".replace(",", "[ ,]?"), page)
+
+
+def test_dictionary_frame_needs_the_dictionary(tmp_path):
+    """A frame that refers back into the dictionary is garbage without it: a
+    reader that ignores encoding 2's dictionary fails, and one given another
+    dictionary cannot read it either."""
+    toc = b'{"metadata":{},"tensors":[{"name":"fc1.weight","dtype":"float32","shape":[3],' \
+          b'"pipeline":[{"id":"raw"}],"streams":[{"name":"data","offset":64,"length":0,' \
+          b'"crc32":0}]}]}'
+    stored = zstandard.ZstdCompressor(level=19, dict_data=spec_toc_dictionary()).compress(toc)
+    assert len(stored) < len(zstandard.ZstdCompressor(level=19).compress(toc))
+    with pytest.raises(FormatError):
+        wcodec.open(_with_toc(tmp_path, stored, fmt.TOC_ZSTD))
 
 
 @pytest.mark.parametrize("stored, error", [
@@ -63,6 +97,7 @@ def test_hand_written_compressed_toc(tmp_path):
     (zstandard.ZstdCompressor().compress(b'{"metadata":{},"tensors":[]}') + b"x", FormatError),
     (zstandard.ZstdCompressor().compress(b"\xff\xfe not json"), FormatError),
 ])
-def test_bad_compressed_tocs(tmp_path, stored, error):
+@pytest.mark.parametrize("encoding", [fmt.TOC_ZSTD, fmt.TOC_ZSTD_DICT])
+def test_bad_compressed_tocs(tmp_path, stored, error, encoding):
     with pytest.raises(error):
-        wcodec.open(_with_toc(tmp_path, stored, fmt.TOC_ZSTD))
+        wcodec.open(_with_toc(tmp_path, stored, encoding))

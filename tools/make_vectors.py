@@ -104,6 +104,8 @@ class Vector:
     # Crafted vectors: edit the written file's header bytes and/or its table of
     # contents (the TOC, its crc32 and the trailer are rewritten afterwards).
     patch: Callable[[bytearray, dict], None] | None = None
+    # Crafted vectors: store the (patched) TOC with this trailer encoding (FORMAT.md 2.3)
+    toc_encoding: int | None = None
 
 
 # Tensor.expected for lossy transforms: the array the current decoder produces
@@ -635,6 +637,11 @@ VECTORS: list[Vector] = [
            "version 1 MUST accept any minor version.",
            [T("x", np.array([1, 2, 3], np.int8), "raw")], {"note": "minor 9"},
            patch=_set_minor(9)),
+    Vector("toc_zstd", "Crafted: the table of contents stored as a zstd frame without the TOC "
+           "dictionary (trailer encoding 1, what format 1.1 and 1.2 writers wrote); the "
+           "reference writer now uses encoding 2 (see pipelines_lossy).",
+           [T(f"layer{i}.weight", weights(30 + i, (4, 3)), "raw") for i in range(3)],
+           {"note": "TOC encoding 1"}, toc_encoding=1),
     Vector("bitpack", "bitpack: explicit widths (3, 13, 32, 1, 5: the payload only) and the "
            "minimum width chosen by the encoder (a 1-byte width header); signed dtypes "
            "zigzag-mapped (int32 min/max give symbols 2^32-1, 2^32-2), unsigned and bool as "
@@ -895,22 +902,36 @@ def dump_toc(toc: dict) -> bytes:
 def read_toc(blob: bytes) -> tuple[int, dict]:
     offset, length, _, encoding, _ = fmt.TRAILER.unpack_from(blob, len(blob) - fmt.TRAILER.size)
     raw = blob[offset:offset + length]
-    if encoding == fmt.TOC_ZSTD:
+    if encoding in (fmt.TOC_ZSTD, fmt.TOC_ZSTD_DICT):  # 2: with the spec's dictionary
         import zstandard
-        raw = zstandard.ZstdDecompressor().decompress(raw)
+        dictionary = None
+        if encoding == fmt.TOC_ZSTD_DICT:
+            with open(os.path.join(ROOT, "spec", "toc-dictionary.txt"), "rb") as f:
+                dictionary = zstandard.ZstdCompressionDict(
+                    f.read(), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        raw = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(raw)
     return offset, json.loads(raw.decode("utf-8"))
 
 
-def apply_patch(path: str, patch: Callable[[bytearray, dict], None]) -> None:
+def apply_patch(path: str, patch: Callable[[bytearray, dict], None] | None,
+                encoding: int | None = None) -> None:
+    """Rewrite a written file: ``patch(header and streams, toc)``, then the TOC
+    stored plain (encoding 0) or as ``encoding`` 1 (zstd level 19, no dictionary)."""
     with open(path, "rb") as f:
         blob = f.read()
     toc_offset, toc = read_toc(blob)
     body = bytearray(blob[:toc_offset])
-    patch(body, toc)
+    if patch is not None:
+        patch(body, toc)
     toc_bytes = dump_toc(toc)
+    if encoding == fmt.TOC_ZSTD:
+        import zstandard
+        toc_bytes = zstandard.ZstdCompressor(level=19, write_content_size=True).compress(toc_bytes)
+    elif encoding not in (None, fmt.TOC_JSON):
+        raise SystemExit(f"apply_patch: TOC encoding {encoding} is not crafted here")
     with open(path, "wb") as f:
         f.write(bytes(body) + toc_bytes + fmt.TRAILER.pack(
-            toc_offset, len(toc_bytes), zlib.crc32(toc_bytes), 0, fmt.MAGIC))
+            toc_offset, len(toc_bytes), zlib.crc32(toc_bytes), encoding or 0, fmt.MAGIC))
 
 
 def codecs_of(vector: Vector, toc: dict | None = None) -> list[str]:
@@ -943,8 +964,8 @@ def build(vector: Vector, directory: str) -> dict[str, Any]:
     with wcodec.Writer(path, vector.metadata) as writer, np.errstate(over="ignore"):
         for t in vector.tensors:  # (casts overflow to inf on purpose)
             writer.add_tensor(t.name, t.array, wcodec.Pipeline(t.pipeline), t.dtype)
-    if vector.patch is not None:
-        apply_patch(path, vector.patch)
+    if vector.patch is not None or vector.toc_encoding is not None:
+        apply_patch(path, vector.patch, vector.toc_encoding)
     with open(path, "rb") as f:
         blob = f.read()
     _, toc = read_toc(blob)

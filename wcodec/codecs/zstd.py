@@ -8,13 +8,23 @@ from ..errors import FormatError, LimitExceeded
 from .base import BYTES_TO_BYTES, Codec, Param, as_bytes, max_coded_size, register
 
 
-def compress(data, level: int) -> bytes:
-    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(as_bytes(data))
+def _dictionary(raw: bytes | None):
+    return None if raw is None else zstandard.ZstdCompressionDict(
+        raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
-def decompress(data, max_size: int, who: str = "zstd", exact_size: int | None = None) -> bytes:
+def compress(data, level: int, dictionary: bytes | None = None) -> bytes:
+    """One frame with its content size; ``dictionary``: raw-content dictionary
+    bytes (no dictionary id is written: the reader must know which)."""
+    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_dict_id=False,
+                                    dict_data=_dictionary(dictionary)).compress(as_bytes(data))
+
+
+def decompress(data, max_size: int, who: str = "zstd", exact_size: int | None = None,
+               dictionary: bytes | None = None) -> bytes:
     """Decompress one frame; refuse frames without a content size, larger than
-    ``max_size`` (or not equal to ``exact_size``) before inflating."""
+    ``max_size`` (or not equal to ``exact_size``) before inflating.
+    ``dictionary``: the raw-content dictionary the frame was compressed with."""
     buf = as_bytes(data)
     try:
         params = zstandard.get_frame_parameters(buf)
@@ -28,7 +38,7 @@ def decompress(data, max_size: int, who: str = "zstd", exact_size: int | None = 
     if size > max_size:
         raise LimitExceeded(f"{who}: zstd frame inflates to {size} bytes, above the limit {max_size}")
     try:
-        dobj = zstandard.ZstdDecompressor().decompressobj()
+        dobj = zstandard.ZstdDecompressor(dict_data=_dictionary(dictionary)).decompressobj()
         out = dobj.decompress(buf)
     except zstandard.ZstdError as exc:
         raise FormatError(f"{who}: corrupt zstd data: {exc}") from None

@@ -184,7 +184,7 @@ class Reader:
         if end_magic != fmt.MAGIC:
             raise TruncatedError(f"{self.path}: the trailer is missing or damaged "
                                  "(truncated or incomplete file?)")
-        if encoding not in (fmt.TOC_JSON, fmt.TOC_ZSTD):
+        if encoding not in fmt.TOC_ENCODINGS:
             raise FormatError(f"{self.path}: unknown table-of-contents encoding {encoding}")
         if toc_length > fmt.MAX_TOC_BYTES:
             raise LimitExceeded(f"{self.path}: table of contents of {toc_length} bytes is above "
@@ -194,8 +194,10 @@ class Reader:
         toc_bytes = self._view[toc_offset:toc_offset + toc_length]
         if zlib.crc32(toc_bytes) != toc_crc:
             raise ChecksumError(f"{self.path}: table of contents checksum mismatch")
-        if encoding == fmt.TOC_ZSTD:
-            toc_bytes = zstd_codec.decompress(toc_bytes, fmt.MAX_TOC_BYTES, "table of contents")
+        if encoding != fmt.TOC_JSON:
+            toc_bytes = zstd_codec.decompress(
+                toc_bytes, fmt.MAX_TOC_BYTES, "table of contents",
+                dictionary=fmt.TOC_DICTIONARY if encoding == fmt.TOC_ZSTD_DICT else None)
         try:
             toc = json.loads(bytes(toc_bytes).decode("utf-8"), parse_constant=_reject_constant,
                              object_pairs_hook=_unique_keys)

@@ -182,9 +182,9 @@ class Writer:
                 raise InputError(f"table of contents is {len(toc)} bytes, above {fmt.MAX_TOC_BYTES}")
             encoding = fmt.TOC_JSON
             if len(toc) >= fmt.TOC_COMPRESS_FROM:  # small models: the TOC is much of the file
-                packed = zstd_codec.compress(toc, 19)
+                packed = zstd_codec.compress(toc, 19, fmt.TOC_DICTIONARY)
                 if len(packed) < len(toc):
-                    toc, encoding = packed, fmt.TOC_ZSTD
+                    toc, encoding = packed, fmt.TOC_ZSTD_DICT
             offset = self._pos
             self._file.write(toc)
             self._file.write(fmt.TRAILER.pack(offset, len(toc), zlib.crc32(toc), encoding,
