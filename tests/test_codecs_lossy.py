@@ -579,16 +579,27 @@ def test_structured_prune_rows_exactly():
 
 
 @given(case=float_cases(), bits=st.integers(1, 6), keep_zero=st.booleans(),
-       init=st.sampled_from(["linear", "density", "random"]), prune=st.booleans())
-def test_cluster_contract(case, bits, keep_zero, init, prune):
+       init=st.sampled_from(["linear", "density", "random"]), prune=st.booleans(),
+       codebook_dtype=st.sampled_from([None, "float32", "float16"]))
+def test_cluster_contract(case, bits, keep_zero, init, prune, codebook_dtype):
     array, dtype, x = case
     head = [{"id": "prune", "sparsity": 0.5}] if prune else []
-    config = head + [{"id": "cluster", "bits": bits, "keep_zero": keep_zero, "init": init},
-                     {"id": "huffman"}]
-    out, enc = encode_decode(config, array, dtype)
+    stage_config = {"id": "cluster", "bits": bits, "keep_zero": keep_zero, "init": init}
+    if codebook_dtype:
+        stage_config["codebook_dtype"] = codebook_dtype
+    f16 = codebook_dtype == "float16"
     stage = len(head)
-    codebook = f32_stream(enc, f"{stage}.codebook")
-    assert codebook.size == 2 ** bits
+    try:
+        out, enc = encode_decode(head + [stage_config, {"id": "huffman"}], array, dtype)
+    except WcodecError as exc:  # only when a float32 centroid rounds to float16 infinity
+        assert f16 and "float16 range" in str(exc)
+        _, enc32 = encode_decode(head + [{**stage_config, "codebook_dtype": "float32"},
+                                         {"id": "huffman"}], array, dtype)
+        assert np.abs(f32_stream(enc32, f"{stage}.codebook")).max() >= 65520
+        return
+    blob = enc.streams[f"{stage}.codebook"]
+    codebook = np.frombuffer(blob, "<f2" if f16 else "<f4").astype(np.float32)
+    assert len(blob) == (2 if f16 else 4) * 2 ** bits
     assert enc.stats["clusters"] == 2 ** bits
     y = as_f64(out, dtype)
     assert np.unique(y).size <= 2 ** bits
@@ -611,6 +622,29 @@ def test_cluster_contract(case, bits, keep_zero, init, prune):
         err = np.abs(xv - y[nz])
         tol = 2.0 ** -22 * np.maximum(np.abs(xv), np.abs(usable).max())
         assert np.all(err <= best + tol)
+
+
+def test_cluster_float16_codebook_is_stored_in_2_bytes_and_written_only_when_asked(tmp_path):
+    w = (np.random.default_rng(3).standard_normal((64, 32)) * 0.05).astype(np.float32)
+    files = {}
+    for dtype in (None, "float16"):
+        stage = {"id": "cluster", "bits": 4, **({"codebook_dtype": dtype} if dtype else {})}
+        out, enc = encode_decode([stage, {"id": "huffman"}], w, "float32")
+        files[dtype] = (out, enc.streams["0.codebook"])
+        path = tmp_path / f"{dtype}.wcodec"
+        wcodec.save_file({"w": w}, path, recipe={"name": "t", "rules": [
+            {"pipeline": [stage, {"id": "huffman"}]}]})
+        written = toc_of(path.read_bytes())[1]["tensors"][0]["pipeline"][0]
+        assert ("codebook_dtype" in written) == (dtype is not None)
+    (out32, cb32), (out16, cb16) = files[None], files["float16"]
+    assert len(cb32) == 64 and len(cb16) == 32
+    c16 = np.frombuffer(cb16, "<f2")
+    assert np.all(np.diff(c16[1:].astype(np.float32)) >= 0) and c16[0] == 0
+    # every weight sits on its nearest float16 centroid; centroids moved by <= 2^-11 relative
+    near = np.abs(w.reshape(-1, 1) - c16[1:].astype(np.float32)).min(1)
+    assert np.allclose(np.abs(w - out16).ravel(), near, atol=1e-9)
+    c32 = np.frombuffer(cb32, "<f4")
+    assert np.all(np.abs(c16.astype(np.float32) - c32) <= 2.0 ** -11 * np.abs(c32) + 2.0 ** -25)
 
 
 @given(dtype=st.sampled_from(FLOATS), bits=st.integers(1, 5), keep_zero=st.booleans(),

@@ -404,7 +404,13 @@ def independent_decode(reader, name: str) -> np.ndarray:
             x = to_float_dtype(from_float_dtype(x, cfg["dtype"]), dts[j])
         elif cfg["id"] == "cluster":
             k = 2 ** cfg.get("bits", 4)
-            codebook = f32_stream(side("codebook"), k, "codebook")
+            if cfg.get("codebook_dtype", "float32") == "float16":  # cluster.md v1.1
+                blob = side("codebook")
+                if len(blob) != 2 * k:
+                    raise SystemExit(f"codebook: {len(blob)} bytes, expected {2 * k}")
+                codebook = np.frombuffer(blob, "<f2").astype(np.float32)
+            else:
+                codebook = f32_stream(side("codebook"), k, "codebook")
             assert x.dtype == np.uint8 and (x.size == 0 or int(x.max()) < k)
             x = to_float_dtype(codebook[x.astype(np.intp)], dts[j])
         elif cfg["id"] == "quantize":
@@ -755,11 +761,15 @@ VECTORS: list[Vector] = [
     Vector("cluster", "cluster (weight sharing; output uint8 indices, side stream codebook = "
            "2^bits float32): keep_zero (index 0 = 0.0, zeros exact) and not, 1 to 5 bits, "
            "linear and density initialisation, fewer distinct values than centroids "
-           "(lossless), float32/bfloat16/float16/float64, an empty and a 0-d tensor, indices "
-           "coded by huffman, bitpack and raw. Expected arrays: codebook[index] as the "
+           "(lossless), float32/bfloat16/float16/float64, a float16 codebook (codebook_dtype, "
+           "2^bits binary16), an empty and a 0-d tensor, indices coded by huffman, bitpack, "
+           "zerorun and raw. Expected arrays: codebook[index] as the "
            "decoder computes it (cross-checked with numpy).",
            [T("f32_bits4", _cl_w, "cluster:4", "huffman", expected=DECODED),
             T("pruned_keep_zero", _cl_pruned, "cluster:3", "zerorun", expected=DECODED),
+            T("f16_codebook_bits4", _cl_pruned,
+              {"id": "cluster", "bits": 4, "codebook_dtype": "float16"}, "zerorun",
+              expected=DECODED),
             T("no_keep_zero_bits2", _cl_w, {"id": "cluster", "bits": 2, "keep_zero": False},
               "bitpack:2", expected=DECODED),
             T("bf16_bits3", truncate_bf16(weights(53, (8, 16))), "cluster:3", "raw",

@@ -190,7 +190,7 @@ def _fit(v: np.ndarray, k: int, init: str, seed: int, max_iter: int) -> np.ndarr
 
 
 def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
-              max_iter: int = 300, keep_zero: bool = True):
+              max_iter: int = 300, keep_zero: bool = True, codebook_dtype=np.float32):
     """Cluster scalar weights into a shared codebook (weight sharing).
 
     Parameters
@@ -209,10 +209,14 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
         (``codebook[0] == 0.0`` always, never moved); exactly the zero weights
         (``-0.0`` included) map to it, and every non-zero weight is clustered
         among ``codebook[1:]``.  If False all weights share all centroids.
+    codebook_dtype : ``np.float32`` (default) or ``np.float16``: the centroids
+        found are rounded to float16 (nearest even) before the weights are
+        assigned, so the codebook can be stored in 2 bytes per entry.
 
     Returns
     -------
-    codebook : float32 array of shape ``(n_clusters,)``.  ``codebook[1:]``
+    codebook : float32 array of shape ``(n_clusters,)`` (values float16 can hold,
+        with ``codebook_dtype=np.float16``).  ``codebook[1:]``
         (with ``keep_zero``) or all of it (without) is sorted non-decreasing.
         If there are at most as many distinct values as free centroids, each
         distinct value is a centroid (lossless) and spare entries repeat the
@@ -241,6 +245,9 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
     seed = int_param(seed, "seed", 0)
     max_iter = int_param(max_iter, "max_iter", 0)
     idx_dtype = np.uint8 if n_clusters <= 256 else np.uint16
+    codebook_dtype = np.dtype(codebook_dtype)
+    if codebook_dtype not in (np.float32, np.float16):
+        raise ConfigError(f"codebook_dtype must be float32 or float16, got {codebook_dtype}")
 
     work = np.float32 if a.dtype in (np.float16, np.float32) else np.float64
     flat = a.reshape(-1).astype(work, copy=False)
@@ -258,6 +265,12 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
     else:
         cents = _fit(flat, n_clusters, init, seed, max_iter)
         codebook = cents
+    if codebook_dtype == np.float16:
+        with np.errstate(over="ignore"):
+            cents[...] = cents.astype(np.float16)  # nearest even; still sorted
+        if not np.isfinite(cents).all():
+            raise InputError("a centroid is outside the float16 range (|c| > 65504): "
+                             "use a float32 codebook")
 
     # exact nearest-centroid assignment against the float32 centroids:
     # v goes to centroid i where mids[i-1] < v <= mids[i]
