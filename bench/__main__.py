@@ -90,6 +90,9 @@ DC_CANDIDATES = {
         "S2": _candidate(L300, (0.97, 0.93, 0.72), (4, 4, 5), **_lenet300_group(2e-5)),
         "S3": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **_lenet300_group(1e-5)),
         "S4": _candidate(L300, (0.975, 0.94, 0.75), (4, 4, 5), **_lenet300_group(5e-5)),
+        # S5: S2 a little less pruned (format 1.3's smaller TOC and float16 codebooks
+        # leave room for ~5% more nonzeros at the same ratio)
+        "S5": _candidate(L300, (0.967, 0.927, 0.72), (4, 4, 5), **_lenet300_group(2e-5)),
     },
     "lenet5": {
         "A": _candidate(L5, (0.34, 0.88, 0.92, 0.81), (5, 5, 5, 5)),
@@ -119,14 +122,15 @@ def _all_weights(name: str, pipeline: list) -> dict:
 
 
 def dc_recipe(name: str, sparsity: dict, bits: dict, finetuned: bool) -> dict:
-    """Per-layer Deep Compression. Fine-tuned models already hold exact zeros
-    and <= 2^bits - 1 shared values per layer: ``prune threshold=0`` keeps the
-    existing zeros and ``cluster`` recovers the codebook exactly."""
+    """Per-layer Deep Compression with float16 codebooks. Fine-tuned models
+    already hold exact zeros and <= 2^bits - 1 shared float16 values per layer:
+    ``prune threshold=0`` keeps the existing zeros and ``cluster`` recovers the
+    codebook exactly."""
     rules = []
     for layer, s in sparsity.items():
         p = {"id": "prune", "threshold": 0.0} if finetuned else {"id": "prune", "sparsity": s}
-        rules.append({"match": [layer], "pipeline": [p, {"id": "cluster", "bits": bits[layer]},
-                                                     {"id": "auto"}]})
+        cluster = {"id": "cluster", "bits": bits[layer], "codebook_dtype": "float16"}
+        rules.append({"match": [layer], "pipeline": [p, cluster, {"id": "auto"}]})
     rules.append({"match": ["*.bias"], "pipeline": BIAS_PIPELINE})
     rules.append({"pipeline": [{"id": "bytegroup"}]})
     return {"name": name, "rules": rules}
@@ -240,7 +244,8 @@ def run_lenet(name: str, data: dict, args, summary: dict, tmp: str) -> None:
     notes.append(f"Fine-tuning (bench.lenet, minimal Deep Compression): "
                  f"{'gradual (cubic) ' if gradual else 'one-shot '}magnitude pruning with "
                  f"{pe} epochs of masked retraining (Adam 1e-3 while the sparsity ramps up over "
-                 f"the first two thirds, then 4e-4), then per-layer k-means (zero kept exact) "
+                 f"the first two thirds, then 4e-4), then per-layer k-means (zero kept exact; "
+                 f"codebooks stored as float16, cluster codebook_dtype) "
                  f"and {ce} epoch(s) of centroid retraining (Adam, cosine 1e-4 -> 1e-5), both "
                  f"distilled from the fp32 model (bench.lenet.distill_loss: 0.5 x T^2 x KL at "
                  f"T = 2 + 0.5 x cross-entropy), then "

@@ -228,7 +228,8 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
     """k-means each layer in ``bits`` (zero kept exact: pruned weights stay
     pruned), then train the shared centroids (gradients summed per cluster) and
     the other parameters; the model ends with every clustered weight equal to
-    its centroid."""
+    its centroid, rounded to float16 (the bench stores float16 codebooks, so
+    the file holds exactly the model evaluated here)."""
     params = dict(model.named_parameters())
     books, idxs = {}, {}
     for n, b in bits.items():
@@ -252,6 +253,9 @@ def cluster_retrain(model: nn.Module, data: dict, bits: dict[str, int], epochs: 
         train(model, data, epochs, lr=lr, seed=seed + 200, params=list(books.values()) + others,
               after_step=sync, forward=forward, label="centroid retrain", lr_end=lr_end,
               teacher=teacher)
+    with torch.no_grad():
+        for book in books.values():
+            book.copy_(book.half().float())
     sync()
 
 
