@@ -614,3 +614,24 @@ def test_quantizers_are_deterministic_and_fast_enough():
     assert np.array_equal(a.q, b.q) and np.array_equal(a.scale, b.scale)
     r = quantize_step(x, step_ratio=0.05)
     assert np.abs(dequantize(r) - x).max() <= r.step.max() / 2 * (1 + 1e-6)
+
+
+@SETTINGS
+@given(real_arrays(), st.integers(1, 40), st.sampled_from(kmeans.INITS), st.booleans())
+def test_kmeans_float16_codebook(x, k, init, keep_zero):
+    """codebook_dtype=float16: the returned codebook holds float16 values (the
+    zero entry included), each weight is on its nearest such centroid, and the
+    centroids are the float32 ones rounded."""
+    k = max(k, 2) if keep_zero else k
+    try:
+        cb, idx = kmeans_1d(x, k, init=init, keep_zero=keep_zero, codebook_dtype=np.float16)
+    except InputError as exc:
+        assert "float16 range" in str(exc)
+        cb32, _ = kmeans_1d(x, k, init=init, keep_zero=keep_zero)
+        assert np.abs(cb32).max() >= 65520
+        return
+    assert cb.dtype == np.float32 and cb.shape == (k,)
+    assert np.array_equal(cb.astype(np.float16).astype(np.float32), cb)
+    cb32, _ = kmeans_1d(x, k, init=init, keep_zero=keep_zero)
+    assert np.array_equal(cb, cb32.astype(np.float16).astype(np.float32))
+    _check_nearest(x, cb, idx, keep_zero)

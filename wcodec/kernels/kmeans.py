@@ -261,16 +261,15 @@ def kmeans_1d(values, n_clusters: int, *, init: str = "linear", seed: int = 0,
         nonzero = flat != 0
         free = flat if nonzero.all() else flat[nonzero]
         cents = _fit(free, n_clusters - 1, init, seed, max_iter)
-        codebook = np.concatenate([np.zeros(1, dtype=np.float32), cents])
     else:
         cents = _fit(flat, n_clusters, init, seed, max_iter)
-        codebook = cents
     if codebook_dtype == np.float16:
         with np.errstate(over="ignore"):
             cents[...] = cents.astype(np.float16)  # nearest even; still sorted
         if not np.isfinite(cents).all():
             raise InputError("a centroid is outside the float16 range (|c| > 65504): "
                              "use a float32 codebook")
+    codebook = np.concatenate([np.zeros(1, dtype=np.float32), cents]) if keep_zero else cents
 
     # exact nearest-centroid assignment against the float32 centroids:
     # v goes to centroid i where mids[i-1] < v <= mids[i]
