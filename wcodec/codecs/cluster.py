@@ -1,7 +1,8 @@
 """``cluster``: weight sharing by 1-D k-means (array->array, lossy), as in Deep
 Compression. Output: uint8 indices into a codebook of 2^bits centroids stored
-in the side stream ``codebook`` as float32, or float16 with ``codebook_dtype``. With ``keep_zero`` (default) index 0
-is the exact centroid 0.0, so pruned zeros stay exactly zero.
+in the side stream ``codebook`` as float32, or float16 with ``codebook_dtype``.
+With ``keep_zero`` (default) index 0 is the exact centroid 0.0, so pruned zeros
+stay exactly zero.
 
 Error contract: every weight becomes a codebook value (its nearest centroid
 after Lloyd iterations); zeros stay exact with keep_zero."""
