@@ -2,9 +2,12 @@
 encoding 1) or as one compressed with the format's TOC dictionary (1.3,
 encoding 2; FORMAT.md 2.3)."""
 import hashlib
+import json
 import pathlib
 import re
+import shutil
 import struct
+import subprocess
 import zlib
 
 import numpy as np
@@ -101,3 +104,19 @@ def test_dictionary_frame_needs_the_dictionary(tmp_path):
 def test_bad_compressed_tocs(tmp_path, stored, error, encoding):
     with pytest.raises(error):
         wcodec.open(_with_toc(tmp_path, stored, encoding))
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command-line tool")
+def test_reference_zstd_tool_reads_a_dictionary_toc(tmp_path):
+    """Differential check against the reference zstd implementation: its CLI,
+    given spec/toc-dictionary.txt (FORMAT.md 2.4), inflates our encoding-2 TOC."""
+    path = tmp_path / "many.wcodec"
+    wcodec.save_file({f"layer{i}.weight": np.full((3, 4), i, np.float32) for i in range(40)}, path)
+    blob = path.read_bytes()
+    offset, length, _, encoding, _ = _trailer(blob)
+    assert encoding == fmt.TOC_ZSTD_DICT
+    frame = tmp_path / "toc.zst"
+    frame.write_bytes(blob[offset:offset + length])
+    out = subprocess.run(["zstd", "-q", "-d", "-c", "-D", str(SPEC / "toc-dictionary.txt"),
+                          str(frame)], capture_output=True, check=True).stdout
+    assert json.loads(out) == toc_of(blob)[1]
