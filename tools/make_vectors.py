@@ -343,10 +343,11 @@ def unit_of_elements(cfg: dict, shape: tuple[int, ...]) -> tuple[np.ndarray, int
     return np.indices(shape)[axis].reshape(-1), shape[axis]
 
 
-def f32_stream(blob: bytes, count: int, what: str) -> np.ndarray:
-    if len(blob) != 4 * count:
-        raise SystemExit(f"{what}: {len(blob)} bytes, expected {4 * count}")
-    return np.frombuffer(blob, "<f4").astype(np.float32)
+def f32_stream(blob: bytes, count: int, what: str, dtype: str = "<f4") -> np.ndarray:
+    """``count`` little-endian floats (``dtype`` <f4 or <f2) as float32."""
+    if len(blob) != np.dtype(dtype).itemsize * count:
+        raise SystemExit(f"{what}: {len(blob)} bytes, expected {np.dtype(dtype).itemsize * count}")
+    return np.frombuffer(blob, dtype).astype(np.float32)
 
 
 def ref_dequantize(cfg: dict, levels: np.ndarray, side: Callable[[str], bytes]) -> np.ndarray:
@@ -404,13 +405,8 @@ def independent_decode(reader, name: str) -> np.ndarray:
             x = to_float_dtype(from_float_dtype(x, cfg["dtype"]), dts[j])
         elif cfg["id"] == "cluster":
             k = 2 ** cfg.get("bits", 4)
-            if cfg.get("codebook_dtype", "float32") == "float16":  # cluster.md v1.1
-                blob = side("codebook")
-                if len(blob) != 2 * k:
-                    raise SystemExit(f"codebook: {len(blob)} bytes, expected {2 * k}")
-                codebook = np.frombuffer(blob, "<f2").astype(np.float32)
-            else:
-                codebook = f32_stream(side("codebook"), k, "codebook")
+            f16 = cfg.get("codebook_dtype", "float32") == "float16"  # cluster.md v1.1
+            codebook = f32_stream(side("codebook"), k, "codebook", "<f2" if f16 else "<f4")
             assert x.dtype == np.uint8 and (x.size == 0 or int(x.max()) < k)
             x = to_float_dtype(codebook[x.astype(np.intp)], dts[j])
         elif cfg["id"] == "quantize":

@@ -244,12 +244,14 @@ def _chain(model: nn.Module, chain: Iterable[str]
     return names, params, pairs
 
 
-def _unit_bias(params: Mapping[str, nn.Parameter], weight: str) -> nn.Parameter | None:
-    """The bias of the layer owning ``weight`` (``<layer>.bias``, one per unit), if any."""
+def _unit_bias(params: Mapping[str, nn.Parameter], weight: str) -> str | None:
+    """The name of the bias of the layer owning ``weight`` (``<layer>.bias``, one
+    per unit), if it has one."""
     if not weight.endswith("weight"):
         return None
-    bias = params.get(weight[:-len("weight")] + "bias")
-    return bias if bias is not None and bias.shape == params[weight].shape[:1] else None
+    name = weight[:-len("weight")] + "bias"
+    bias = params.get(name)
+    return name if bias is not None and bias.shape == params[weight].shape[:1] else None
 
 
 def remove_dead_units(model: nn.Module, chain: Iterable[str]) -> dict[str, int]:
@@ -285,7 +287,7 @@ def remove_dead_units(model: nn.Module, chain: Iterable[str]) -> dict[str, int]:
                     changed = True
                 bias = _unit_bias(params, prod)
                 if bias is not None:
-                    bias[dead] = 0
+                    params[bias][dead] = 0
     return removed
 
 
@@ -311,7 +313,7 @@ def _unit_groups(model: nn.Module, chain: Iterable[str], inputs: bool
         sizes[prod] = weight[0].numel() + reader.numel() // units
         bias = _unit_bias(params, prod)
         if bias is not None:
-            sq = sq + bias.square()
+            sq = sq + params[bias].square()
             sizes[prod] += 1
         squares[prod] = sq
     if inputs:
@@ -387,7 +389,7 @@ def unit_masks(model: nn.Module, chain: Iterable[str], keep: Mapping[str, float]
         masks[key] &= alive.reshape(-1, *([1] * (weight.dim() - 1)))
         bias = _unit_bias(params, key)
         if bias is not None:
-            masks[key[:-len("weight")] + "bias"] &= alive
+            masks[bias] &= alive
         read = alive.repeat_interleave(params[reader].shape[1] // weight.shape[0])
         masks[reader] &= read.reshape(1, -1, *([1] * (params[reader].dim() - 2)))
     return {n: m for n, m in masks.items() if not bool(m.all())}
