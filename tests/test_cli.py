@@ -347,6 +347,11 @@ def test_sigint_leaves_no_partial_output(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip("pack finished before the signal arrived")
+    if os.listdir(out_dir) == ["big.wcodec"]:
+        # the signal landed after the rename (while the summary was printed, or at
+        # exit): the target must then be the whole file, never a part of one
+        assert wcodec("verify", out_dir / "big.wcodec", cwd=tmp_path).returncode == 0
+        return
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert os.listdir(out_dir) == []
