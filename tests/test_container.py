@@ -4,6 +4,7 @@ verify()."""
 from __future__ import annotations
 
 import os
+import pathlib
 import struct
 import zlib
 
@@ -52,7 +53,7 @@ def assert_loaded(recipe: str, got: np.ndarray, array: np.ndarray, dtype: str, w
 
 def file_regions(path):
     """(stream spans, toc offset, size) of a well-formed file, parsed by hand."""
-    blob = open(path, "rb").read()
+    blob = pathlib.Path(path).read_bytes()
     toc_offset, toc = toc_of(blob)
     return blob, toc, toc_offset
 

@@ -347,8 +347,8 @@ def test_bad_toml_syntax(text, tmp_path):
     ('[[rules]]\npipeline = [{ id = "raw" }]\nmatch = 5\n', "match"),
     ('[[rules]]\npipeline = [{ id = "raw" }]\nexclude = {a = 1}\n', "exclude"),
     ('extends = "no-such-recipe"\n', "no-such-recipe"),
-    ("extends = 5\n", ""),
-    ("rules = 3\n", ""),
+    ("extends = 5\n", "'extends' must be a string"),
+    ("rules = 3\n", "'rules' must be a list of tables"),
     ("rules = [3]\n", "pipeline"),
 ])
 def test_invalid_recipe_files(text, needle, tmp_path):
