@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pathlib
 import struct
 import time
 import zlib
@@ -376,6 +377,53 @@ def test_auto_picks_the_smallest_candidate(case, candidates, zstd):
     # the stats are those of the winner
     win = Pipeline([{"id": winner}] + tail).encode(canonical, spec)
     assert enc.stats == win.stats and enc.data == win.data
+
+
+@given(case=int_cases(), coder=st.sampled_from(CANDIDATES))
+def test_size_floor_never_exceeds_the_encoded_size(case, coder):
+    """``auto`` skips a coder on its floor, so a floor above the real size
+    would make auto miss the smallest coding."""
+    view, dtype, canonical = case
+    spec = ArraySpec(canonical.shape, dtype)
+    codec = Pipeline([{"id": coder}]).coder
+    try:
+        size = len(Pipeline([{"id": coder}]).encode(canonical, spec).data)
+    except ConfigError:
+        return
+    floor = codec.size_floor(view, spec)
+    assert 0 <= floor <= size
+    if coder == "bitpack":
+        assert floor == size  # exact
+
+
+@given(symbols=st.one_of(
+    hnp.arrays(np.uint8, st.integers(0, 300), elements=st.integers(0, 3)),
+    hnp.arrays(np.uint16, st.integers(0, 300), elements=st.integers(0, 65535)),
+    hnp.arrays(np.uint64, st.integers(0, 300), elements=st.sampled_from([0, 1, 4094, 4095, 2 ** 30]))))
+def test_symbol_stream_floor(symbols):
+    from wcodec.codecs import intcoding
+    size = len(intcoding.encode_symbols(symbols))
+    assert intcoding.MIN_STREAM <= intcoding.stream_floor(symbols) <= size
+    if symbols.size == 0:
+        assert size == intcoding.MIN_STREAM
+
+
+@pytest.mark.parametrize("density, skipped", [(1.0, True), (0.03, False)])
+def test_auto_skips_a_coder_that_cannot_win(monkeypatch, density, skipped):
+    """On a dense tensor linerice's floor (one unary bit per non-zero on top of
+    the values' entropy) is above Huffman's size: it is not even encoded."""
+    from wcodec.codecs.linerice import LineRice
+    calls = []
+    real = LineRice.encode
+    monkeypatch.setattr(LineRice, "encode", lambda self, *a: calls.append(1) or real(self, *a))
+    rng = np.random.default_rng(1)
+    a = np.rint(rng.laplace(0, 4, (200, 300))).astype(np.int16)
+    a[rng.random(a.shape) >= density] = 0
+    spec = ArraySpec(a.shape, "int16")
+    enc = Pipeline([{"id": "auto"}]).encode(a, spec)
+    assert calls == ([] if skipped else [1])
+    sizes = {c: len(Pipeline([{"id": c}]).encode(a, spec).data) for c in CANDIDATES}
+    assert len(enc.data) == min(sizes.values())
 
 
 def test_auto_itself_cannot_decode():
@@ -1181,7 +1229,7 @@ def test_bit_flips_in_lossy_file_are_checksum_errors(tmp_path):
     path, tensors = _lossy_file(str(tmp_path))
     with wcodec.open(path) as f:
         spans = {(n, s.name): (s.offset, s.length) for n in f.keys() for s in f.info(n).streams}
-    blob = open(path, "rb").read()
+    blob = pathlib.Path(path).read_bytes()
     for (name, stream), (offset, length) in spans.items():
         if not length:
             continue

@@ -9,7 +9,7 @@ import numpy as np
 
 from .codecs.base import (ARRAY_TO_ARRAY, ARRAY_TO_BYTES, BYTES_TO_BYTES, ArraySpec,
                           Codec, SideStreams, as_bytes, get_codec)
-from .errors import ConfigError, FormatError
+from .errors import ConfigError, FormatError, WcodecError
 
 MAX_STAGES = 16
 DATA_STREAM = "data"
@@ -87,6 +87,9 @@ class Pipeline:
         coders = self.coder.coders() if self.coder.encoder_only else [self.coder]
         best, failure = None, None
         for coder in coders:
+            if best is not None and not self.byte_stages and \
+                    _size_floor(coder, value, specs[-1]) >= len(best[0]):
+                continue  # cannot be strictly smaller: the result is that of trying it
             side = SideStreams()
             try:
                 data = coder.encode(value, specs[-1], side)
@@ -135,3 +138,12 @@ class Pipeline:
             specs[i].empty_like_check(value, stages[i].codec_id)
         return value
 
+
+
+def _size_floor(coder, value, spec) -> int:
+    """``coder.size_floor``, or 0 where the floor cannot be worked out (the
+    coder's own encode then reports the problem or is skipped as before)."""
+    try:
+        return coder.size_floor(value, spec)
+    except WcodecError:
+        return 0

@@ -140,6 +140,12 @@ class Codec:
     def decode(self, value: Any, spec: ArraySpec, side: dict[str, bytes]) -> Any:
         raise NotImplementedError
 
+    def size_floor(self, value: Any, spec: ArraySpec) -> int:
+        """A byte count that ``encode(value, spec, ...)`` never goes below (0 when
+        nothing cheaper than encoding is known). ``auto`` skips a coder whose floor
+        already reaches the best size found, so a floor is never too high."""
+        return 0
+
     def decode_into(self, value: Any, spec: ArraySpec, side: dict[str, bytes],
                     out: np.ndarray) -> np.ndarray:
         """``decode`` written into ``out`` (an array of ``spec``); codecs that can

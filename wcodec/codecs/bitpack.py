@@ -54,6 +54,13 @@ class BitPack(intcoding.IntegerCoder):
         intcoding.symbol_stats(symbols, side.stats)
         return bitpack.encode_stream(symbols, self.bits)
 
+    def size_floor(self, value, spec):
+        """The exact size, from the width alone."""
+        symbols = intcoding.to_symbols(value, spec)
+        if self.bits is not None:
+            return -(-symbols.size * self.bits // 8)
+        return 1 + -(-symbols.size * bitpack.min_bits(int(symbols.max()) if symbols.size else 0) // 8)
+
     def decode(self, value, spec, side):
         buf = as_bytes(value)
         bits = self.bits

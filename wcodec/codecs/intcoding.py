@@ -9,6 +9,7 @@ bit-packed escape list after it.
 """
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -20,6 +21,7 @@ from .base import ARRAY_TO_BYTES, ArraySpec, Codec, as_bytes
 
 ESCAPE = 4095  # symbols >= ESCAPE are escaped; keeps Huffman tables small
 _U64 = struct.Struct("<Q")
+MIN_STREAM = _U64.size + 4  # the shortest symbol stream: length, then version, mode, 2 varints
 
 
 def check_integer(spec: ArraySpec, who: str) -> None:
@@ -85,6 +87,18 @@ def encode_symbols(symbols: np.ndarray) -> bytes:
                            else symbols)
     tail = bitpack.encode_stream(extra) if n_escaped else b""
     return _U64.pack(len(coded)) + coded + tail
+
+
+def stream_floor(symbols: np.ndarray) -> int:
+    """Bytes ``encode_symbols(symbols)`` never goes below: its header, and the
+    Huffman payload at no less than the order-0 entropy of the (escaped) symbols
+    (no prefix code with one table is shorter)."""
+    symbols = np.asarray(symbols).reshape(-1)
+    if symbols.dtype.itemsize > 1:
+        symbols = np.minimum(symbols, np.array(ESCAPE, symbols.dtype)).astype(np.uint16)
+    bits = entropy_bits_per_symbol(symbols) * symbols.size
+    payload = bits / 8 * (1 - 1e-9) - 1e-3  # slack for the rounding of the float sum
+    return MIN_STREAM + max(0, math.ceil(payload))
 
 
 def decode_symbols(buf, count: int) -> np.ndarray:

@@ -58,6 +58,19 @@ class LineRice(intcoding.IntegerCoder):
     def decode(self, value, spec, side):
         return intcoding.from_symbols(decode_lines(as_bytes(value), spec.shape, spec.size), spec)
 
+    def size_floor(self, value, spec):
+        """Header, the shorter mask, two symbol streams, one unary 1-bit per
+        non-zero and the non-zero values at no less than their order-0 entropy:
+        on dense tensors this exceeds ``huffman``, and encoding is skipped."""
+        masks = [-(-line_length(spec.shape, axis) // 8) for axis in (ROWS, COLUMNS)
+                 if line_length(spec.shape, axis) <= linerice.MAX_LINE]
+        if not masks:
+            return 0  # encode raises the error
+        symbols = intcoding.to_symbols(value, spec)
+        values = symbols[symbols != 0] - 1
+        return (_HEAD.size + min(masks) + intcoding.MIN_STREAM + -(-values.size // 8)
+                + intcoding.stream_floor(values))
+
 
 def encode_lines(symbols: np.ndarray, shape: tuple, axis: int) -> bytes:
     """The whole stream for one orientation (``ROWS``: lines are rows)."""
