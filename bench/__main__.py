@@ -160,7 +160,7 @@ def load_timed(model, path: str, repeat: int) -> float:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return timed(lambda: wtorch.load_model(model, path), repeat)
+        return timed(lambda: wtorch.load_model(model, path, threads=1), repeat)
     finally:
         torch.set_num_threads(threads)
 

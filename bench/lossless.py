@@ -93,8 +93,8 @@ def main(argv=None) -> int:
             decoded = wcodec.load_file(path)
             out_bytes = sum(a.nbytes for a in decoded.values())
             exact = all((decoded[k].view("u1") == arrays[k].view("u1")).all() for k in arrays)
-            t_dec = timed(lambda: wcodec.load_file(path), args.repeat)
-            t_load = timed(lambda: wtorch.load_model(model, path), args.repeat)
+            t_dec = timed(lambda: wcodec.load_file(path, threads=1), args.repeat)
+            t_load = timed(lambda: wtorch.load_model(model, path, threads=1), args.repeat)
             rows.append({"recipe": recipe, "size_bytes": size, "ratio_vs_fp32": size / fp32_bytes,
                          "ratio_vs_zstd19": size / zstd19, "encode_s": encode_s,
                          "decode_MBps": out_bytes / t_dec / 1e6, "load_model_s": t_load,

@@ -281,6 +281,52 @@ def test_get_tensor_decodes_only_that_tensor(tmp_path, weights):
         wcodec.load_file(path)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_tensors_decodes_in_parallel_in_order(tmp_path, weights, threads):
+    path = tmp_path / "par.wcodec"
+    wcodec.save_file(weights, path)
+    names = list(weights)
+    with wcodec.open(path) as r:
+        got = list(r.tensors(threads=threads))
+        assert [n for n, _ in got] == names
+        for n, a in got:
+            assert np.array_equal(a, weights[n])
+        # a subset, in the caller's order, some into given buffers
+        order = names[::-1]
+        buf = np.empty_like(weights["layer.0.weight"])
+        got = list(r.tensors(order, threads=threads, out={"layer.0.weight": buf}))
+        assert [n for n, _ in got] == order
+        assert dict(got)["layer.0.weight"] is buf and np.array_equal(buf, weights["layer.0.weight"])
+        # stopping early leaves the reader usable
+        for _ in r.tensors(threads=threads):
+            break
+        assert np.array_equal(r.get_tensor(names[-1]), weights[names[-1]])
+    assert list(wcodec.load_file(path, threads=threads)) == names
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_parallel_decode_reports_the_bad_tensor(tmp_path, weights, threads):
+    path = tmp_path / "bad.wcodec"
+    wcodec.save_file(weights, path)
+    _corrupt_stream_of(path, "layer.0.bias")
+    with pytest.raises(ChecksumError, match="layer.0.bias"):
+        wcodec.load_file(path, threads=threads)
+    with wcodec.open(path) as r:
+        seen = []
+        with pytest.raises(ChecksumError, match="layer.0.bias"):
+            for name, _ in r.tensors(threads=threads):
+                seen.append(name)
+        assert seen == list(weights)[:list(weights).index("layer.0.bias")]
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2", 257])
+def test_bad_threads_argument(tmp_path, weights, threads):
+    path = tmp_path / "t.wcodec"
+    wcodec.save_file(weights, path)
+    with pytest.raises(InputError, match="threads"):
+        wcodec.load_file(path, threads=threads)
+
+
 def test_reader_info_and_errors(tmp_path, weights):
     path = tmp_path / "i.wcodec"
     wcodec.save_file(weights, path, "raw")

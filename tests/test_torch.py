@@ -129,8 +129,8 @@ def test_load_file_wraps_decoded_array_without_copy(tmp_path, monkeypatch):
     decoded = {}
     original = wcodec.Reader.get_tensor
 
-    def spy(self, name):
-        decoded[name] = original(self, name)
+    def spy(self, name, out=None):
+        decoded[name] = original(self, name, out=out)
         return decoded[name]
 
     monkeypatch.setattr(wcodec.Reader, "get_tensor", spy)
@@ -268,7 +268,8 @@ def trained(model, seed=0):
     return model.eval()
 
 
-def test_model_round_trip_convnet(tmp_path):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_model_round_trip_convnet(tmp_path, threads):
     torch.manual_seed(0)
     src = trained(ConvNet(), seed=1)
     x = torch.randn(2, 3, 4, 4)
@@ -280,7 +281,7 @@ def test_model_round_trip_convnet(tmp_path):
         assert wt.ALIASES_KEY not in r.metadata() and r.metadata()["arch"] == "convnet"
     dst = trained(ConvNet(), seed=2)
     params_before = {n: p for n, p in dst.named_parameters()}
-    missing, unexpected = wt.load_model(dst, path)
+    missing, unexpected = wt.load_model(dst, path, threads=threads)
     assert missing == [] and unexpected == []
     for n, p in dst.named_parameters():
         assert p is params_before[n]  # loaded into the existing parameters
@@ -289,7 +290,8 @@ def test_model_round_trip_convnet(tmp_path):
     assert torch.equal(dst(x), src(x))
 
 
-def test_model_tied_weights(tmp_path):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_model_tied_weights(tmp_path, threads):
     src = trained(TinyLM(tie=True), seed=3)
     assert src.lm_head.weight is src.embed.weight
     path = tmp_path / "lm.wcodec"
@@ -300,26 +302,26 @@ def test_model_tied_weights(tmp_path):
     ids = torch.tensor([[1, 5, 9, 49]])
 
     dst = trained(TinyLM(tie=True), seed=4)
-    assert wt.load_model(dst, path) == ([], [])
+    assert wt.load_model(dst, path, threads=threads) == ([], [])
     assert dst.lm_head.weight is dst.embed.weight
     assert torch.equal(dst(ids), src(ids))
 
     untied = trained(TinyLM(tie=False), seed=5)
-    assert wt.load_model(untied, path) == ([], [])
+    assert wt.load_model(untied, path, threads=threads) == ([], [])
     assert torch.equal(untied.lm_head.weight, src.embed.weight)
     assert torch.equal(untied(ids), src(ids))
 
     # a file with both names stored (no alias metadata) into a tied model
     wt.save_file({k: v.clone() for k, v in src.state_dict().items()}, tmp_path / "both.wcodec")
     dst2 = trained(TinyLM(tie=True), seed=6)
-    assert wt.load_model(dst2, tmp_path / "both.wcodec") == ([], [])
+    assert wt.load_model(dst2, tmp_path / "both.wcodec", threads=threads) == ([], [])
     assert torch.equal(dst2(ids), src(ids))
 
     # an untied file into a tied model: only the kept name is needed
     only_embed = {k: v for k, v in src.state_dict().items() if k != "lm_head.weight"}
     wt.save_file(only_embed, tmp_path / "embed_only.wcodec")
     dst3 = trained(TinyLM(tie=True), seed=7)
-    assert wt.load_model(dst3, tmp_path / "embed_only.wcodec") == ([], [])
+    assert wt.load_model(dst3, tmp_path / "embed_only.wcodec", threads=threads) == ([], [])
     assert torch.equal(dst3(ids), src(ids))
 
 

@@ -121,9 +121,10 @@ def open(path: str | os.PathLike, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_
     return Reader(path, max_tensor_bytes=max_tensor_bytes)
 
 
-def load_file(path: str | os.PathLike, *,
-              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> dict[str, np.ndarray]:
+def load_file(path: str | os.PathLike, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+              threads: int | None = None) -> dict[str, np.ndarray]:
     """Decode every tensor of a .wcodec file into a dict of numpy arrays
-    (bfloat16 tensors come back as their uint16 bit patterns)."""
+    (bfloat16 tensors come back as their uint16 bit patterns), ``threads``
+    tensors at a time (default: the CPUs available, at most 4)."""
     with Reader(path, max_tensor_bytes=max_tensor_bytes) as reader:
-        return {name: reader.get_tensor(name) for name in reader.keys()}
+        return dict(reader.tensors(threads=threads))

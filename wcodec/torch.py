@@ -196,13 +196,15 @@ def save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
 
 
 def load_file(path: str | os.PathLike, device: Any = "cpu", *,
-              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> dict[str, torch.Tensor]:
+              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+              threads: int | None = None) -> dict[str, torch.Tensor]:
     """Decode every tensor of a .wcodec file into a dict of torch tensors on
-    ``device`` (like ``safetensors.torch.load_file``)."""
+    ``device`` (like ``safetensors.torch.load_file``), ``threads`` tensors at a
+    time (default: the CPUs available, at most 4)."""
     device = _device(device)
     with Reader(path, max_tensor_bytes=max_tensor_bytes) as reader:
-        return {name: _to_torch(reader.get_tensor(name), reader.info(name).dtype, device)
-                for name in reader.keys()}
+        return {name: _to_torch(array, reader.info(name).dtype, device)
+                for name, array in reader.tensors(threads=threads)}
 
 
 class TorchReader:
@@ -323,18 +325,31 @@ def _direct_targets(model: nn.Module) -> dict[str, torch.Tensor]:
     return targets
 
 
+def _first_target(targets: Mapping[str, torch.Tensor], keys: list[str],
+                  shape: tuple[int, ...]) -> torch.Tensor | None:
+    """The first of ``keys`` whose module tensor has ``shape`` (the one a tensor
+    is decoded into)."""
+    for key in keys:
+        target = targets.get(key)
+        if target is not None and tuple(target.shape) == shape:
+            return target
+    return None
+
+
 def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
-               device: Any = "cpu", *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES):
+               device: Any = "cpu", *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+               threads: int | None = None):
     """Load a file written by ``save_model`` (or ``save_file``) into ``model``'s
     existing parameters and buffers, with ``nn.Module.load_state_dict``
     semantics: returns ``(missing_keys, unexpected_keys)``; with ``strict=True``
     a mismatch raises ``RuntimeError`` (after loading what matched, as
     ``load_state_dict`` does).
 
-    Each tensor is decoded once and copied straight into the module's tensor,
-    so peak memory is about the model plus one decoded tensor. Aliases recorded
-    by ``save_model`` are restored, and names the module itself ties to a
-    loaded tensor are not reported missing."""
+    Each tensor is decoded once, straight into the module's tensor where it
+    can be, ``threads`` tensors at a time (default: the CPUs available, at most
+    4), so peak memory is about the model plus ``threads`` + 1 decoded tensors.
+    Aliases recorded by ``save_model`` are restored, and names the module itself
+    ties to a loaded tensor are not reported missing."""
     if not isinstance(model, nn.Module):
         raise InputError(f"load_model expects an nn.Module, got {type(model).__name__}")
     device = _device(device)
@@ -347,7 +362,15 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
         for alias, kept in aliases.items():
             if kept in names_of and alias not in names_of:
                 names_of[kept].append(alias)
+        direct: dict[str, np.ndarray] = {}  # name -> the first matching target's memory
         for name in reader.keys():
+            info = reader.info(name)
+            target = _first_target(targets, names_of[name], info.shape)
+            buffer = None if target is None else _numpy_buffer(target)
+            if buffer is not None and buffer.shape == info.shape and buffer.dtype == \
+                    dtypes.get(info.dtype).numpy and buffer.flags.c_contiguous:
+                direct[name] = buffer
+        for name, array in reader.tensors(threads=threads, out=direct):
             info = reader.info(name)
             value = None
             copied = set()
@@ -356,14 +379,11 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
                 if target is None or tuple(target.shape) != info.shape:
                     continue
                 if value is None:
-                    buffer = _numpy_buffer(target)
-                    if buffer is not None and buffer.shape == info.shape and buffer.dtype == \
-                            dtypes.get(info.dtype).numpy and buffer.flags.c_contiguous:
-                        reader.get_tensor(name, out=buffer)  # decoded straight into the target
+                    if name in direct:  # decoded straight into this target
                         value = target.detach()
                         copied.add(_view_key(target))
                     else:
-                        value = _to_torch(reader.get_tensor(name), info.dtype, torch.device("cpu"))
+                        value = _to_torch(array, info.dtype, torch.device("cpu"))
                 view = _view_key(target)
                 if view is None or view not in copied:
                     with torch.no_grad():
@@ -374,12 +394,12 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
             rest = [key for key in names_of[name] if key not in state]
             if rest:
                 if value is None:
-                    value = _to_torch(reader.get_tensor(name), info.dtype, device)
+                    value = _to_torch(array, info.dtype, device)
                 elif device.type != "cpu":
                     value = value.to(device)
                 for key in rest:
                     state[key] = value
-            del value
+            del value, array
     # names the module ties to a loaded tensor count as loaded
     for names in _alias_groups(model_state):
         present = [n for n in names if n in state]

@@ -7,8 +7,10 @@ import json
 import mmap
 import os
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -140,11 +142,35 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
     return TensorInfo(name, dt.name, shape, pipeline, streams, dict(stats))
 
 
+_NO_MORE = object()
+AHEAD_BYTES = 256 << 20  # decoded bytes Reader.tensors may hold ahead of its caller
+
+
+def default_threads() -> int:
+    """Tensors decoded at a time when a caller does not say: the CPUs this
+    process may run on, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def check_threads(threads: int | None) -> int:
+    """``threads`` as a positive int (``default_threads()`` for None); InputError otherwise."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise InputError(f"threads must be an integer from 1 to 256 or None, got {threads!r}")
+    return threads
+
+
 class Reader:
     """Lazy access to a .wcodec file (``wcodec.open`` returns one).
 
-    ``keys()``, ``metadata()``, ``info(name)`` and ``get_tensor(name)``; use it as a
-    context manager or call ``close()``.
+    ``keys()``, ``metadata()``, ``info(name)``, ``get_tensor(name)`` and
+    ``tensors()`` (several, decoded in parallel); use it as a context manager or
+    call ``close()``. Reads may come from several threads at once.
     """
 
     def __init__(self, path: str | os.PathLike, *,
@@ -310,6 +336,49 @@ class Reader:
         if out is None and (not array.flags.writeable or not array.flags.c_contiguous):
             array = np.array(array, copy=True, order="C")
         return array
+
+    def tensors(self, names: Iterable[str] | None = None, *, threads: int | None = None,
+                out: Mapping[str, np.ndarray] | None = None,
+                ahead_bytes: int = AHEAD_BYTES) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, array)`` for ``names`` (default: every tensor), in that
+        order, decoding up to ``threads`` tensors at a time (default
+        ``default_threads()``; the coders' numpy kernels release the GIL). ``out``
+        maps names to buffers as ``get_tensor``'s ``out``. Decoded tensors not yet
+        yielded (``out`` buffers aside) take at most ``ahead_bytes``, or ``threads``
+        tensors where those are larger."""
+        names = list(self.keys() if names is None else names)
+        threads = check_threads(threads)
+        out = {} if out is None else out
+        if threads == 1 or len(names) < 2:
+            for name in names:
+                yield name, self.get_tensor(name, out=out.get(name))
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="wcodec-decode") as pool:
+            todo = deque(names)
+            pending: deque = deque()  # (name, future, decoded bytes it holds)
+            held = 0
+
+            def start_more() -> None:
+                nonlocal held
+                while todo:
+                    size = 0 if todo[0] in out else self.info(todo[0]).nbytes
+                    if len(pending) >= threads and held + size > ahead_bytes:
+                        return
+                    name = todo.popleft()
+                    pending.append((name, pool.submit(self.get_tensor, name, out.get(name)), size))
+                    held += size
+
+            try:
+                start_more()
+                while pending:
+                    name, future, size = pending.popleft()
+                    array = future.result()
+                    held -= size
+                    start_more()
+                    yield name, array
+            finally:  # an error, or the caller stopped early: drop what has not started
+                for _, future, _ in pending:
+                    future.cancel()
 
     def verify(self, progress=None) -> list[str]:
         """Check every checksum, decode every tensor and check that the bytes
