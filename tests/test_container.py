@@ -297,6 +297,9 @@ def test_tensors_decodes_in_parallel_in_order(tmp_path, weights, threads):
         got = list(r.tensors(order, threads=threads, out={"layer.0.weight": buf}))
         assert [n for n, _ in got] == order
         assert dict(got)["layer.0.weight"] is buf and np.array_equal(buf, weights["layer.0.weight"])
+        # no lookahead budget: still every tensor, in order
+        got = list(r.tensors(threads=threads, ahead_bytes=0))
+        assert [n for n, _ in got] == names and all(np.array_equal(a, weights[n]) for n, a in got)
         # stopping early leaves the reader usable
         for _ in r.tensors(threads=threads):
             break
