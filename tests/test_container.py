@@ -328,6 +328,49 @@ def test_bad_threads_argument(tmp_path, weights, threads):
     wcodec.save_file(weights, path)
     with pytest.raises(InputError, match="threads"):
         wcodec.load_file(path, threads=threads)
+    with wcodec.open(path) as r, pytest.raises(InputError, match="threads"):
+        r.tensors(threads=threads)  # raised on the call, before iterating
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tensors_checks_arguments_before_decoding(tmp_path, weights, monkeypatch, threads):
+    path = tmp_path / "t.wcodec"
+    wcodec.save_file(weights, path)
+    names = list(weights)
+    decoded = []
+    real = Reader.get_tensor
+    monkeypatch.setattr(Reader, "get_tensor",
+                        lambda self, name, out=None: decoded.append(name) or real(self, name, out))
+    with wcodec.open(path) as r:
+        for bad in (-1, None, 1.5):
+            with pytest.raises(InputError, match="ahead_bytes"):
+                r.tensors(threads=threads, ahead_bytes=bad)
+        with pytest.raises(InputError, match="nope"):
+            r.tensors([names[0], "nope"], threads=threads)
+        with pytest.raises(InputError, match="repeated"):
+            r.tensors([names[0], names[1], names[0]], threads=threads)
+    assert decoded == []
+
+
+def test_tensors_decode_at_the_same_time(tmp_path, weights, monkeypatch):
+    """Two threads: two decodes must be under way together (each waits for the
+    other at a barrier, which times out if they run one after the other)."""
+    import threading
+    path = tmp_path / "t.wcodec"
+    wcodec.save_file(weights, path)
+    barrier = threading.Barrier(2, timeout=10)
+    real = Reader.get_tensor
+
+    def meeting(self, name, out=None):
+        if name in first_two:
+            barrier.wait()
+        return real(self, name, out)
+
+    first_two = list(weights)[:2]
+    monkeypatch.setattr(Reader, "get_tensor", meeting)
+    with wcodec.open(path) as r:
+        got = dict(r.tensors(threads=2, ahead_bytes=0))
+    assert all(np.array_equal(got[n], weights[n]) for n in weights)
 
 
 def test_reader_info_and_errors(tmp_path, weights):

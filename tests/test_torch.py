@@ -325,6 +325,26 @@ def test_model_tied_weights(tmp_path, threads):
     assert torch.equal(dst3(ids), src(ids))
 
 
+@pytest.mark.parametrize("recipe", ["lossless", "int8"])
+def test_tied_names_stored_twice_load_like_load_state_dict(tmp_path, recipe):
+    """Both tied names in the file with different values: whatever the number of
+    threads, the model ends as load_state_dict leaves it (the later name wins),
+    never a mix of the two decodes."""
+    src = trained(TinyLM(tie=False), seed=9)
+    state = {k: v.clone() for k, v in src.state_dict().items()}
+    path = tmp_path / "two.wcodec"
+    wt.save_file(state, path, recipe=recipe)
+    reference = trained(TinyLM(tie=True), seed=10)
+    reference.load_state_dict(wt.load_file(path, threads=1))
+    for threads in (1, 2, 4):
+        for _ in range(5):
+            dst = trained(TinyLM(tie=True), seed=10)
+            assert wt.load_model(dst, path, threads=threads) == ([], [])
+            assert dst.lm_head.weight is dst.embed.weight
+            for a, b in zip(dst.state_dict().values(), reference.state_dict().values()):
+                assert torch.equal(a, b)
+
+
 def test_model_missing_and_unexpected(tmp_path):
     src = trained(ConvNet(), seed=1)
     state = {k: v.clone() for k, v in src.state_dict().items()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -325,15 +326,12 @@ def _direct_targets(model: nn.Module) -> dict[str, torch.Tensor]:
     return targets
 
 
-def _first_target(targets: Mapping[str, torch.Tensor], keys: list[str],
-                  shape: tuple[int, ...]) -> torch.Tensor | None:
-    """The first of ``keys`` whose module tensor has ``shape`` (the one a tensor
-    is decoded into)."""
-    for key in keys:
-        target = targets.get(key)
-        if target is not None and tuple(target.shape) == shape:
-            return target
-    return None
+def _matching_targets(targets: Mapping[str, torch.Tensor], keys: list[str],
+                      shape: tuple[int, ...]) -> list[torch.Tensor]:
+    """The module tensors of ``keys`` that have ``shape``, in order (a stored
+    tensor is decoded into the first and copied into the others)."""
+    found = (targets.get(key) for key in keys)
+    return [t for t in found if t is not None and tuple(t.shape) == shape]
 
 
 def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
@@ -345,11 +343,13 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
     a mismatch raises ``RuntimeError`` (after loading what matched, as
     ``load_state_dict`` does).
 
-    Each tensor is decoded once, straight into the module's tensor where it
-    can be, ``threads`` tensors at a time (default: the CPUs available, at most
-    4), so peak memory is about the model plus ``threads`` + 1 decoded tensors.
-    Aliases recorded by ``save_model`` are restored, and names the module itself
-    ties to a loaded tensor are not reported missing."""
+    Each tensor is decoded once, ``threads`` tensors at a time (default: the
+    CPUs available, at most 4), straight into the module's tensor where dtype
+    and layout allow; others are decoded ahead into at most 256 MiB (or
+    ``threads`` tensors) before they are copied. Aliases recorded by
+    ``save_model`` are restored, and names the module itself ties to a loaded
+    tensor are not reported missing. If a tensor fails to decode, the error is
+    raised and the model may already hold some of the file's other tensors."""
     if not isinstance(model, nn.Module):
         raise InputError(f"load_model expects an nn.Module, got {type(model).__name__}")
     device = _device(device)
@@ -362,11 +362,20 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
         for alias, kept in aliases.items():
             if kept in names_of and alias not in names_of:
                 names_of[kept].append(alias)
+        # Tensors are decoded straight into the first matching target's memory, on
+        # worker threads, unless another stored name also writes to that storage
+        # (ties stored under both names): those are copied in file order on this
+        # thread, so the later name wins as in load_state_dict.
+        storages = {name: {_storage_key(t) for t in _matching_targets(
+            targets, names_of[name], reader.info(name).shape)} for name in reader.keys()}
+        writers = Counter(key for keys in storages.values() for key in keys)
         direct: dict[str, np.ndarray] = {}  # name -> the first matching target's memory
         for name in reader.keys():
             info = reader.info(name)
-            target = _first_target(targets, names_of[name], info.shape)
-            buffer = None if target is None else _numpy_buffer(target)
+            matching = _matching_targets(targets, names_of[name], info.shape)
+            if not matching or any(writers[key] > 1 or key is None for key in storages[name]):
+                continue
+            buffer = _numpy_buffer(matching[0])
             if buffer is not None and buffer.shape == info.shape and buffer.dtype == \
                     dtypes.get(info.dtype).numpy and buffer.flags.c_contiguous:
                 direct[name] = buffer

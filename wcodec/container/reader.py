@@ -142,7 +142,6 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
     return TensorInfo(name, dt.name, shape, pipeline, streams, dict(stats))
 
 
-_NO_MORE = object()
 AHEAD_BYTES = 256 << 20  # decoded bytes Reader.tensors may hold ahead of its caller
 
 
@@ -340,44 +339,54 @@ class Reader:
     def tensors(self, names: Iterable[str] | None = None, *, threads: int | None = None,
                 out: Mapping[str, np.ndarray] | None = None,
                 ahead_bytes: int = AHEAD_BYTES) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(name, array)`` for ``names`` (default: every tensor), in that
-        order, decoding up to ``threads`` tensors at a time (default
-        ``default_threads()``; the coders' numpy kernels release the GIL). ``out``
-        maps names to buffers as ``get_tensor``'s ``out``. Decoded tensors not yet
-        yielded (``out`` buffers aside) take at most ``ahead_bytes``, or ``threads``
-        tensors where those are larger."""
+        """Yield ``(name, array)`` for ``names`` (default: every tensor, each at
+        most once), in that order, decoding up to ``threads`` tensors at a time
+        (default ``default_threads()``; the coders' numpy kernels release the
+        GIL). ``out`` maps names to buffers as ``get_tensor``'s ``out``; they must
+        not overlap. Decoded tensors not yet yielded (``out`` buffers aside) take
+        at most ``ahead_bytes``, or ``threads`` tensors where those are larger.
+        Arguments and names are checked before anything is decoded."""
         names = list(self.keys() if names is None else names)
         threads = check_threads(threads)
+        if isinstance(ahead_bytes, bool) or not isinstance(ahead_bytes, int) or ahead_bytes < 0:
+            raise InputError(f"ahead_bytes must be a non-negative integer, got {ahead_bytes!r}")
+        sizes = [self.info(name).nbytes for name in names]  # unknown names fail here
+        if len(set(names)) != len(names):
+            raise InputError("tensors(): a name is repeated")
         out = {} if out is None else out
         if threads == 1 or len(names) < 2:
-            for name in names:
-                yield name, self.get_tensor(name, out=out.get(name))
-            return
+            return ((name, self.get_tensor(name, out=out.get(name))) for name in names)
+        held = [0 if name in out else size for name, size in zip(names, sizes)]
+        return self._parallel(names, held, threads, out, ahead_bytes)
+
+    def _parallel(self, names, held, threads, out, ahead_bytes) -> Iterator[tuple[str, np.ndarray]]:
+        """``tensors()`` on ``threads`` threads; ``held[i]``: the bytes that
+        tensor ``i`` holds from its decode until it is yielded."""
         with ThreadPoolExecutor(threads, thread_name_prefix="wcodec-decode") as pool:
-            todo = deque(names)
-            pending: deque = deque()  # (name, future, decoded bytes it holds)
-            held = 0
+            pending: deque = deque()  # (index, future)
+            ahead, next_index = 0, 0
 
             def start_more() -> None:
-                nonlocal held
-                while todo:
-                    size = 0 if todo[0] in out else self.info(todo[0]).nbytes
-                    if len(pending) >= threads and held + size > ahead_bytes:
+                nonlocal ahead, next_index
+                while next_index < len(names):
+                    size = held[next_index]
+                    if len(pending) >= threads and ahead + size > ahead_bytes:
                         return
-                    name = todo.popleft()
-                    pending.append((name, pool.submit(self.get_tensor, name, out.get(name)), size))
-                    held += size
+                    name = names[next_index]
+                    pending.append((next_index, pool.submit(self.get_tensor, name, out.get(name))))
+                    ahead += size
+                    next_index += 1
 
             try:
                 start_more()
                 while pending:
-                    name, future, size = pending.popleft()
+                    index, future = pending.popleft()
                     array = future.result()
-                    held -= size
+                    ahead -= held[index]
                     start_more()
-                    yield name, array
+                    yield names[index], array
             finally:  # an error, or the caller stopped early: drop what has not started
-                for _, future, _ in pending:
+                for _, future in pending:
                     future.cancel()
 
     def verify(self, progress=None) -> list[str]:
