@@ -352,6 +352,26 @@ def test_tensors_checks_arguments_before_decoding(tmp_path, weights, monkeypatch
     assert decoded == []
 
 
+def test_verify_in_parallel_reports_in_file_order(tmp_path, weights):
+    path = tmp_path / "v.wcodec"
+    wcodec.save_file(weights, path)
+    names = list(weights)
+    bad = [names[-1], names[1]]
+    for name in bad:
+        _corrupt_stream_of(path, name)
+    with wcodec.open(path) as r:
+        results = []
+        for threads in (1, 3):
+            seen = []
+            problems = r.verify(lambda name, nbytes: seen.append(name), threads=threads)
+            assert seen == names
+            assert len(problems) == 2 and bad[1] in problems[0] and bad[0] in problems[1]
+            results.append(problems)
+        assert results[0] == results[1]
+        with pytest.raises(InputError, match="threads"):
+            r.verify(threads=0)
+
+
 def test_tensors_decode_at_the_same_time(tmp_path, weights, monkeypatch):
     """Two threads: two decodes must be under way together (each waits for the
     other at a barrier, which times out if they run one after the other)."""

@@ -389,18 +389,30 @@ class Reader:
                 for _, future in pending:
                     future.cancel()
 
-    def verify(self, progress=None) -> list[str]:
-        """Check every checksum, decode every tensor and check that the bytes
-        between streams are zero padding. Returns a list of problems found;
-        ``progress(name, nbytes)`` is called after each tensor."""
-        problems = []
-        for name in self.keys():
+    def verify(self, progress=None, *, threads: int | None = None) -> list[str]:
+        """Check every checksum, decode every tensor (``threads`` at a time,
+        default ``default_threads()``) and check that the bytes between streams
+        are zero padding. Returns a list of problems found, in file order;
+        ``progress(name, nbytes)`` is called after each tensor, in file order."""
+        threads = check_threads(threads)
+
+        def problem(name: str) -> str | None:
             try:
-                self.get_tensor(name)
+                self.get_tensor(name)  # decoded and dropped
             except WcodecError as exc:
-                problems.append(str(exc))
-            if progress is not None:
-                progress(name, self._infos[name].nbytes)
+                return str(exc)
+            return None
+
+        problems = []
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="wcodec-verify")
+        try:
+            for name, found in zip(self.keys(), pool.map(problem, self.keys())):
+                if found is not None:
+                    problems.append(found)
+                if progress is not None:
+                    progress(name, self._infos[name].nbytes)
+        finally:  # Ctrl-C or a progress error: do not decode the rest first
+            pool.shutdown(wait=True, cancel_futures=True)
         try:
             self._check_unchanged_size()
         except TruncatedError as exc:
