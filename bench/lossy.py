@@ -25,7 +25,7 @@ import torch
 import wcodec
 import wcodec.torch as wtorch
 from wcodec.codecs.base import ArraySpec, SideStreams
-from wcodec.container.reader import default_threads
+from wcodec.parallel import default_threads
 from wcodec.pipeline import Pipeline
 
 from . import minilm

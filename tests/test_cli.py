@@ -102,6 +102,24 @@ def test_pack_summary_and_unpack_every_format(inputs, packed, tmp_path):
         assert back[name].dtype == t.dtype and torch.equal(back[name], t)
 
 
+def test_pack_and_verify_threads(inputs, tmp_path):
+    blobs = []
+    for j in ("1", "3"):
+        out = tmp_path / f"j{j}.wcodec"
+        p = wcodec("pack", inputs / "model.safetensors", "-o", out, "-r", "int8", "-j", j, "-q",
+                   cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        blobs.append(out.read_bytes())
+        p = wcodec("verify", out, "--threads", j, cwd=tmp_path)
+        assert p.returncode == 0 and p.stdout.startswith("OK "), p.stderr
+    assert blobs[0] == blobs[1]
+    for bad in ("0", "x", "1000"):
+        p = wcodec("pack", inputs / "model.safetensors", "-o", tmp_path / "bad.wcodec", "-j", bad,
+                   cwd=tmp_path)
+        assert p.returncode == 2 and "--threads: expected an integer from 1 to 256" in p.stderr
+    assert not (tmp_path / "bad.wcodec").exists()
+
+
 def test_pack_summary_line(inputs, tmp_path):
     p = wcodec("pack", inputs / "model.safetensors", "-o", tmp_path / "a.wcodec", cwd=tmp_path)
     assert p.returncode == 0

@@ -9,10 +9,12 @@ import numpy as np
 from . import dtypes
 from .codecs.base import ArraySpec
 from .container import Reader, Writer
+from .container.writer import EncodedTensor, encode_tensor
 from .container.format import DEFAULT_MAX_TENSOR_BYTES
 from .codecs.cast import convert
 from .errors import InputError
 from .kernels import prune
+from .parallel import check_threads, ordered_map
 from .pipeline import Pipeline
 from .recipes import Recipe, get_recipe
 
@@ -86,33 +88,46 @@ def _plan(recipe: Recipe, items) -> Iterable[tuple[str, np.ndarray, str, Pipelin
 
 def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple], path: str | os.PathLike,
                   recipe: str | os.PathLike | Recipe | dict = "lossless",
-                  metadata: Mapping[str, str] | None = None, *, progress=None) -> None:
-    """Encode tensors one at a time into ``path``. ``tensors`` is a mapping or
-    an iterable of ``(name, value)`` / ``(name, array, dtype)`` (values may be
-    produced lazily); ``progress(name, nbytes)`` is called after each tensor."""
+                  metadata: Mapping[str, str] | None = None, *, progress=None,
+                  threads: int | None = None) -> None:
+    """Encode tensors into ``path``, ``threads`` at a time (default: the CPUs
+    available, at most 4), written in their order. ``tensors`` is a mapping or
+    an iterable of ``(name, value)`` / ``(name, array, dtype)``; values produced
+    lazily are drawn only while the tensors being encoded hold at most 256 MiB
+    (or ``threads`` tensors). ``progress(name, nbytes)`` is called after each
+    tensor is written."""
     recipe = get_recipe(recipe)
+    threads = check_threads(threads)
     if metadata is not None and not isinstance(metadata, Mapping):
         raise InputError(f"metadata must be a dict of str to str, got {type(metadata).__name__}")
     meta = dict(metadata or {})
     meta["wcodec.recipe"] = recipe.name
+
+    def encode(plan) -> tuple[EncodedTensor, int]:
+        name, array, dtype, pipeline = plan
+        return encode_tensor(name, array, pipeline, dtype), array.nbytes
+
     with Writer(path, meta) as writer:
-        for name, array, dtype, pipeline in _plan(recipe, _items(tensors)):
-            writer.add_tensor(name, array, pipeline, dtype)
+        for tensor, nbytes in ordered_map(encode, _plan(recipe, _items(tensors)), threads,
+                                          lambda plan: plan[1].nbytes):
+            writer.add_encoded(tensor)
             if progress is not None:
-                progress(name, array.nbytes)
+                progress(tensor.name, nbytes)
 
 
 def save_file(tensors: Mapping[str, Any], path: str | os.PathLike,
               recipe: str | os.PathLike | Recipe | dict = "lossless",
-              metadata: Mapping[str, str] | None = None) -> None:
+              metadata: Mapping[str, str] | None = None, *, threads: int | None = None) -> None:
     """Save a dict of numpy arrays / torch tensors to a .wcodec file.
 
     ``recipe`` is a built-in name (``lossless``, ``fp16``, ``bf16``, ``raw``...),
-    a TOML file or a Recipe. ``metadata`` is free-form str -> str. The write is
-    atomic: on error the target path is left untouched."""
+    a TOML file or a Recipe. ``metadata`` is free-form str -> str. ``threads``
+    tensors are encoded at a time (default: the CPUs available, at most 4); the
+    file is the same for any number. The write is atomic: on error the target
+    path is left untouched."""
     if not isinstance(tensors, Mapping):
         raise InputError(f"save_file expects a dict of tensors, got {type(tensors).__name__}")
-    write_tensors(tensors, path, recipe, metadata)
+    write_tensors(tensors, path, recipe, metadata, threads=threads)
 
 
 def open(path: str | os.PathLike, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Reader:

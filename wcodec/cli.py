@@ -22,7 +22,8 @@ from typing import Any, Sequence
 from . import __version__
 from .codecs.base import codec_class
 from .container import Reader
-from .errors import FormatError, UnknownCodec, WcodecError
+from .errors import FormatError, InputError, UnknownCodec, WcodecError
+from .parallel import MAX_THREADS, check_threads
 from .recipes import RECIPES, get_recipe
 
 PROG = "wcodec"
@@ -135,6 +136,20 @@ def _metadata_item(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _thread_count(text: str) -> int:
+    try:
+        return check_threads(int(text))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {MAX_THREADS}, "
+                                         f"got {text!r}") from None
+
+
+def _threads_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-j", "--threads", type=_thread_count, metavar="N",
+                        help=f"tensors {what} at a time (default: the CPUs available, at "
+                        "most 4; the output does not depend on it)")
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -153,7 +168,7 @@ def cmd_pack(args) -> int:
     bar = Progress("pack", args.quiet)
     try:
         result = pack_file(src, dst, recipe, metadata, options=options, progress=bar,
-                           on_start=bar.start)
+                           on_start=bar.start, threads=args.threads)
     finally:
         bar.close()
     _say(args, f"packed {result.tensors} tensors: {src} {human(result.input_bytes)} -> {dst} "
@@ -263,9 +278,9 @@ def cmd_verify(args) -> int:
             params = inspect.signature(reader.verify).parameters
             if "progress" in params:
                 bar.start(sum(info.nbytes for info in reader.infos()))
-                problems = reader.verify(progress=bar)
+                problems = reader.verify(progress=bar, threads=args.threads)
             else:
-                problems = reader.verify()
+                problems = reader.verify(threads=args.threads)
             count = len(reader)
     finally:
         bar.close()
@@ -358,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set the 'group_size' option of the recipe's codecs that have one")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar and no summary line")
+    _threads_option(p, "encoded")
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("unpack", help="decode a .wcodec file to .safetensors/.pt/.npz",
@@ -388,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "padding bytes. Prints OK, or each problem and exits with status 1.")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no OK line")
+    _threads_option(p, "decoded")
     p.set_defaults(func=cmd_verify)
 
     sub.add_parser("bench", help="run the benchmark suite of a source checkout (python -m bench)",

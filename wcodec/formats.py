@@ -685,8 +685,10 @@ def pack_file(src: str | os.PathLike, dst: str | os.PathLike,
               metadata: Mapping[str, str] | None = None, *,
               options: Mapping[str, Any] | None = None,
               progress: Progress | None = None,
-              on_start: Callable[[int], None] | None = None) -> PackResult:
-    """Encode every tensor of a weight file into a .wcodec file, one at a time.
+              on_start: Callable[[int], None] | None = None,
+              threads: int | None = None) -> PackResult:
+    """Encode every tensor of a weight file into a .wcodec file, ``threads`` at
+    a time (``wcodec.api.write_tensors``).
 
     The input's safetensors ``__metadata__`` is copied, ``wcodec.recipe`` and
     ``wcodec.source`` are recorded, then ``metadata`` is applied on top.
@@ -720,7 +722,7 @@ def pack_file(src: str | os.PathLike, dst: str | os.PathLike,
             if progress is not None:
                 progress(name, nbytes)
 
-        write_tensors(weights, dst, recipe, meta, progress=counted)
+        write_tensors(weights, dst, recipe, meta, progress=counted, threads=threads)
     return PackResult(src, dst, count, os.path.getsize(src), decoded, os.path.getsize(dst),
                       time.perf_counter() - start)
 

@@ -176,13 +176,14 @@ def _parse_aliases(metadata: Mapping[str, str], path: str) -> dict[str, str]:
 # -- dicts of tensors -----------------------------------------------------
 def save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
               recipe: str | os.PathLike | Recipe | dict = "lossless",
-              metadata: Mapping[str, str] | None = None) -> None:
+              metadata: Mapping[str, str] | None = None, *, threads: int | None = None) -> None:
     """Save a dict of torch tensors to a .wcodec file (like
     ``safetensors.torch.save_file``).
 
     Tensors may live on any device and be non-contiguous; bfloat16 is stored
     bit-exactly. Tensors that share memory are refused (use ``save_model`` for
-    modules with tied weights). The write is atomic."""
+    modules with tied weights). ``threads``: as ``wcodec.save_file``. The write
+    is atomic."""
     if not isinstance(tensors, Mapping):
         raise InputError(f"save_file expects a dict of tensors, got {type(tensors).__name__}")
     checked = {name: _check_tensor(name, value) for name, value in tensors.items()}
@@ -193,7 +194,7 @@ def save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
             f"separate tensors: {shared}. Save a module with wcodec.torch.save_model (it stores "
             f"tied weights once), or pass copies (tensor.clone()) if that is intended.")
     api.write_tensors(((name, _plain(value)) for name, value in checked.items()),
-                      path, recipe, metadata)
+                      path, recipe, metadata, threads=threads)
 
 
 def load_file(path: str | os.PathLike, device: Any = "cpu", *,
@@ -269,14 +270,14 @@ safe_open = open
 # -- modules --------------------------------------------------------------
 def save_model(model: nn.Module, path: str | os.PathLike,
                recipe: str | os.PathLike | Recipe | dict = "lossless",
-               metadata: Mapping[str, str] | None = None) -> None:
+               metadata: Mapping[str, str] | None = None, *, threads: int | None = None) -> None:
     """Save ``model.state_dict()`` (parameters and persistent buffers).
 
     Tied / shared tensors (the very same view under several names) are stored
     once, under the name the module registered first; the other names are
     recorded as ``{alias: kept_name}`` JSON under the metadata key
     ``"wcodec.aliases"`` and restored by ``load_model``. Tensors that only
-    partly overlap are stored separately."""
+    partly overlap are stored separately. ``threads``: as ``wcodec.save_file``."""
     if not isinstance(model, nn.Module):
         raise InputError(f"save_model expects an nn.Module, got {type(model).__name__}")
     state = model.state_dict()
@@ -294,7 +295,7 @@ def save_model(model: nn.Module, path: str | os.PathLike,
     if aliases:
         meta[ALIASES_KEY] = json.dumps(aliases, sort_keys=True)
     api.write_tensors(((name, _plain(value)) for name, value in state.items()
-                       if name not in aliases), path, recipe, meta)
+                       if name not in aliases), path, recipe, meta, threads=threads)
 
 
 def _plain_loader(module: nn.Module) -> bool:

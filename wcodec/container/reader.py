@@ -7,8 +7,6 @@ import json
 import mmap
 import os
 import zlib
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -19,6 +17,7 @@ from ..codecs import zstd as zstd_codec
 from ..codecs.base import ArraySpec
 from ..errors import (ChecksumError, ConfigError, FormatError, InputError, LimitExceeded,
                       TruncatedError, UnknownCodec, UnsupportedVersion, WcodecError)
+from ..parallel import AHEAD_BYTES, check_ahead, check_threads, ordered_map
 from ..pipeline import DATA_STREAM, Pipeline
 from . import format as fmt
 
@@ -140,28 +139,6 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
             for k, v in stats.items()):
         raise _fail(where, "stats must map names to numbers")
     return TensorInfo(name, dt.name, shape, pipeline, streams, dict(stats))
-
-
-AHEAD_BYTES = 256 << 20  # decoded bytes Reader.tensors may hold ahead of its caller
-
-
-def default_threads() -> int:
-    """Tensors decoded at a time when a caller does not say: the CPUs this
-    process may run on, at most 4."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
-
-
-def check_threads(threads: int | None) -> int:
-    """``threads`` as a positive int (``default_threads()`` for None); InputError otherwise."""
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
-        raise InputError(f"threads must be an integer from 1 to 256 or None, got {threads!r}")
-    return threads
 
 
 class Reader:
@@ -341,53 +318,20 @@ class Reader:
                 ahead_bytes: int = AHEAD_BYTES) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(name, array)`` for ``names`` (default: every tensor, each at
         most once), in that order, decoding up to ``threads`` tensors at a time
-        (default ``default_threads()``; the coders' numpy kernels release the
-        GIL). ``out`` maps names to buffers as ``get_tensor``'s ``out``; they must
-        not overlap. Decoded tensors not yet yielded (``out`` buffers aside) take
-        at most ``ahead_bytes``, or ``threads`` tensors where those are larger.
-        Arguments and names are checked before anything is decoded."""
+        (default ``default_threads()``). ``out`` maps names to buffers as
+        ``get_tensor``'s ``out``; they must not overlap. Decoded tensors not yet
+        yielded (``out`` buffers aside) take at most ``ahead_bytes``, or
+        ``threads`` tensors where those are larger. Arguments and names are
+        checked before anything is decoded."""
         names = list(self.keys() if names is None else names)
-        threads = check_threads(threads)
-        if isinstance(ahead_bytes, bool) or not isinstance(ahead_bytes, int) or ahead_bytes < 0:
-            raise InputError(f"ahead_bytes must be a non-negative integer, got {ahead_bytes!r}")
-        sizes = [self.info(name).nbytes for name in names]  # unknown names fail here
-        if len(set(names)) != len(names):
+        threads, ahead_bytes = check_threads(threads), check_ahead(ahead_bytes)
+        sizes = {name: self.info(name).nbytes for name in names}  # unknown names fail here
+        if len(sizes) != len(names):
             raise InputError("tensors(): a name is repeated")
         out = {} if out is None else out
-        if threads == 1 or len(names) < 2:
-            return ((name, self.get_tensor(name, out=out.get(name))) for name in names)
-        held = [0 if name in out else size for name, size in zip(names, sizes)]
-        return self._parallel(names, held, threads, out, ahead_bytes)
-
-    def _parallel(self, names, held, threads, out, ahead_bytes) -> Iterator[tuple[str, np.ndarray]]:
-        """``tensors()`` on ``threads`` threads; ``held[i]``: the bytes that
-        tensor ``i`` holds from its decode until it is yielded."""
-        with ThreadPoolExecutor(threads, thread_name_prefix="wcodec-decode") as pool:
-            pending: deque = deque()  # (index, future)
-            ahead, next_index = 0, 0
-
-            def start_more() -> None:
-                nonlocal ahead, next_index
-                while next_index < len(names):
-                    size = held[next_index]
-                    if len(pending) >= threads and ahead + size > ahead_bytes:
-                        return
-                    name = names[next_index]
-                    pending.append((next_index, pool.submit(self.get_tensor, name, out.get(name))))
-                    ahead += size
-                    next_index += 1
-
-            try:
-                start_more()
-                while pending:
-                    index, future = pending.popleft()
-                    array = future.result()
-                    ahead -= held[index]
-                    start_more()
-                    yield names[index], array
-            finally:  # an error, or the caller stopped early: drop what has not started
-                for _, future in pending:
-                    future.cancel()
+        arrays = ordered_map(lambda name: self.get_tensor(name, out=out.get(name)), names, threads,
+                             lambda name: 0 if name in out else sizes[name], ahead_bytes)
+        return zip(names, arrays)
 
     def verify(self, progress=None, *, threads: int | None = None) -> list[str]:
         """Check every checksum, decode every tensor (``threads`` at a time,
@@ -404,15 +348,11 @@ class Reader:
             return None
 
         problems = []
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="wcodec-verify")
-        try:
-            for name, found in zip(self.keys(), pool.map(problem, self.keys())):
-                if found is not None:
-                    problems.append(found)
-                if progress is not None:
-                    progress(name, self._infos[name].nbytes)
-        finally:  # Ctrl-C or a progress error: do not decode the rest first
-            pool.shutdown(wait=True, cancel_futures=True)
+        for name, found in zip(self.keys(), ordered_map(problem, self.keys(), threads)):
+            if found is not None:
+                problems.append(found)
+            if progress is not None:
+                progress(name, self._infos[name].nbytes)
         try:
             self._check_unchanged_size()
         except TruncatedError as exc:

@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from .. import dtypes
 from ..codecs import zstd as zstd_codec
 from ..codecs.base import ArraySpec
 from ..errors import InputError, WcodecError
-from ..pipeline import DATA_STREAM, Pipeline
+from ..pipeline import DATA_STREAM, Encoded, Pipeline
 from . import format as fmt
 
 
@@ -75,6 +76,40 @@ class SigintHold:
                 signal.raise_signal(signal.SIGINT)  # through the restored handler
 
 
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"tensor names must be non-empty strings, got {name!r}")
+    if _utf8_len(name, "tensor name") > fmt.MAX_NAME_BYTES:
+        raise InputError(f"tensor name too long: {name[:40]!r}...")
+
+
+@dataclass(frozen=True)
+class EncodedTensor:
+    """A tensor encoded for a file, not yet written (``encode_tensor``)."""
+
+    name: str
+    dtype: str
+    spec: ArraySpec
+    encoded: Encoded
+
+
+def encode_tensor(name: str, array: np.ndarray, pipeline: Pipeline,
+                  dtype: str | None = None) -> EncodedTensor:
+    """Encode ``array`` with ``pipeline`` for ``Writer.add_encoded``. Touches no
+    writer, so several tensors may be encoded at once on threads."""
+    _check_name(name)
+    array = np.asarray(array)
+    dtype = dtype or dtypes.name_of(array)
+    if array.ndim > fmt.MAX_NDIM:
+        raise InputError(f"{name}: {array.ndim} dimensions, at most {fmt.MAX_NDIM} supported")
+    spec = ArraySpec(tuple(int(d) for d in array.shape), dtype)
+    try:
+        encoded = pipeline.encode(dtypes.to_storage(array, dtype), spec)
+    except WcodecError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    return EncodedTensor(name, dtype, spec, encoded)
+
+
 class Writer:
     """Write a .wcodec file. Use as a context manager::
 
@@ -124,26 +159,27 @@ class Writer:
     def add_tensor(self, name: str, array: np.ndarray, pipeline: Pipeline,
                    dtype: str | None = None) -> dict[str, Any]:
         """Encode ``array`` with ``pipeline`` and append it; returns its TOC record."""
-        if not isinstance(name, str) or not name:
-            raise InputError(f"tensor names must be non-empty strings, got {name!r}")
-        if _utf8_len(name, "tensor name") > fmt.MAX_NAME_BYTES:
-            raise InputError(f"tensor name too long: {name[:40]!r}...")
+        self._check_new_name(name)
+        return self.add_encoded(encode_tensor(name, array, pipeline, dtype))
+
+    def _check_new_name(self, name: Any) -> None:
+        _check_name(name)
         if name in self._names:
             raise InputError(f"duplicate tensor name {name!r}")
         if len(self._records) >= fmt.MAX_TENSORS:
             raise InputError(f"a file holds at most {fmt.MAX_TENSORS} tensors")
-        array = np.asarray(array)
-        dtype = dtype or dtypes.name_of(array)
-        if array.ndim > fmt.MAX_NDIM:
-            raise InputError(f"{name}: {array.ndim} dimensions, at most {fmt.MAX_NDIM} supported")
-        spec = ArraySpec(tuple(int(d) for d in array.shape), dtype)
-        try:
-            encoded = pipeline.encode(dtypes.to_storage(array, dtype), spec)
-        except WcodecError as exc:
-            raise type(exc)(f"{name}: {exc}") from None
+
+    def add_encoded(self, tensor: "EncodedTensor") -> dict[str, Any]:
+        """Append a tensor ``encode_tensor`` made (tensors may be encoded on
+        other threads; they are appended in the order of these calls)."""
+        if not isinstance(tensor, EncodedTensor):
+            raise InputError(f"add_encoded expects what encode_tensor returns, got {tensor!r:.80}")
+        name, dtype, spec, encoded = tensor.name, tensor.dtype, tensor.spec, tensor.encoded
+        self._check_new_name(name)
         data, side, stats = encoded.data, encoded.streams, encoded.stats
         if len(side) + 1 > fmt.MAX_STREAMS or not all(fmt.STREAM_NAME.match(k) for k in side):
-            raise InputError(f"{name}: bad side streams {sorted(side)} from {pipeline.describe()}")
+            raise InputError(f"{name}: bad side streams {sorted(side)} from "
+                             f"{encoded.pipeline.describe()}")
         streams = []
         config = encoded.pipeline.get_config()
         # a large stream that readers may view in place gets a cache-line boundary
