@@ -25,6 +25,7 @@ import zstandard
 
 import wcodec
 import wcodec.torch as wtorch
+from wcodec.parallel import default_threads
 
 from . import minilm
 
@@ -117,10 +118,13 @@ def main(argv=None) -> int:
     print(table)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "lossless.json"), "w") as f:
-        json.dump({"machine": machine_info(), "rows": rows}, f, indent=1)
+        json.dump({"machine": machine_info(), "encode_threads": default_threads(), "rows": rows},
+                  f, indent=1)
     with open(os.path.join(args.out, "lossless.md"), "w") as f:
         f.write("all-MiniLM-L6-v2, torch threads = 1, warm page cache, median of "
-                f"{args.repeat} runs.\n\n{table}\n")
+                f"{args.repeat} runs. Encode: wcodec.save_file with its default "
+                f"{default_threads()} tensors at a time; decode and load: one tensor at a "
+                f"time.\n\n{table}\n")
     return 0
 
 
