@@ -53,7 +53,8 @@ def machine_info() -> dict:
     return {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.uname().processor,
             "cpus": os.cpu_count(), "numpy": np.__version__, "torch": torch.__version__,
-            "wcodec": wcodec.__version__, "commit": commit}
+            "wcodec": wcodec.__version__, "commit": commit,
+            "wcodec_threads": default_threads()}  # tensors encoded / decoded at a time by default
 
 
 def main(argv=None) -> int:

@@ -155,8 +155,9 @@ def markdown(summary: dict) -> str:
              f"Total run time {summary.get('elapsed_s', 0):.0f} s.",
              "",
              "`ratio` = fp32 safetensors bytes / stored bytes. `decode ms` = warm time to load the "
-             "file into the torch model (materialised); the fp32 row is safetensors "
-             "`load_file` + `load_state_dict` into the same model. Sizes of the GGUF rows come from "
+             "file into the torch model (materialised, one tensor decoded at a time); the fp32 row "
+             "is safetensors `load_file` + `load_state_dict` into the same model. `encode s` uses "
+             f"wcodec's default of {m.get('wcodec_threads', 1)} tensor(s) encoded at a time. Sizes of the GGUF rows come from "
              "the block formula (tensor data only) and their accuracy from ggml's reference "
              "quantizer simulated in numpy; zstd -19 is the fp32 safetensors file compressed."]
     for case in CASES:
