@@ -297,12 +297,15 @@ def test_tensors_decodes_in_parallel_in_order(tmp_path, weights, threads):
         got = list(r.tensors(order, threads=threads, out={"layer.0.weight": buf}))
         assert [n for n, _ in got] == order
         assert dict(got)["layer.0.weight"] is buf and np.array_equal(buf, weights["layer.0.weight"])
-        # no lookahead budget: still every tensor, in order
+        # no lookahead budget (one tensor at a time): still every tensor, in order
         got = list(r.tensors(threads=threads, ahead_bytes=0))
         assert [n for n, _ in got] == names and all(np.array_equal(a, weights[n]) for n, a in got)
         # stopping early leaves the reader usable
         for _ in r.tensors(threads=threads):
             break
+        pairs = r.tensors(threads=threads)
+        assert next(pairs)[0] == names[0]
+        pairs.close()
         assert np.array_equal(r.get_tensor(names[-1]), weights[names[-1]])
     assert list(wcodec.load_file(path, threads=threads)) == names
 
@@ -389,7 +392,7 @@ def test_tensors_decode_at_the_same_time(tmp_path, weights, monkeypatch):
     first_two = list(weights)[:2]
     monkeypatch.setattr(Reader, "get_tensor", meeting)
     with wcodec.open(path) as r:
-        got = dict(r.tensors(threads=2, ahead_bytes=0))
+        got = dict(r.tensors(threads=2))
     assert all(np.array_equal(got[n], weights[n]) for n in weights)
 
 

@@ -29,10 +29,10 @@ def test_results_come_in_input_order(items, threads, ahead):
     assert got == [2 * x for x in items]
 
 
-@pytest.mark.parametrize("threads, ahead, running", [(2, 0, 2), (3, 0, 3), (2, 35, 3)])
+@pytest.mark.parametrize("threads, ahead, running", [(2, 0, 1), (3, 5, 1), (2, 35, 3)])
 def test_input_is_drawn_only_as_far_as_the_budget(threads, ahead, running):
     """Each item costs 10: besides the item being yielded, ``running`` =
-    max(threads, ahead // 10) items are started and one more is drawn, waiting."""
+    max(1, ahead // 10) items are started and one more is drawn, waiting."""
     most = 1 + running + 1
     drawn = []
 
@@ -66,6 +66,32 @@ def test_an_error_comes_in_its_turn_and_stops_the_rest():
     assert max(started) < 20  # the other 980 never started
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_input_errors_come_in_their_turn(threads):
+    """A failing item, a failing input iterator and a failing cost all raise
+    only after every earlier result was yielded, as with one thread."""
+    def items():
+        yield from range(4)
+        raise OSError("input broke at 4")
+
+    out = []
+    with pytest.raises(OSError, match="input broke"):
+        for r in ordered_map(lambda x: x, items(), threads, cost=lambda x: 1):
+            out.append(r)
+    assert out == [0, 1, 2, 3]
+
+    def work(x):
+        if x == 2:
+            raise ValueError("fn failed at 2")
+        return x
+
+    out = []
+    with pytest.raises(ValueError, match="fn failed at 2"):
+        for r in ordered_map(work, range(10), threads, cost=lambda x: 1 // (x - 5)):
+            out.append(r)  # cost fails at 5, after fn's error at 2
+    assert out == [0, 1]
+
+
 def test_stopping_early_drops_what_has_not_started():
     started = []
     gen = ordered_map(lambda x: started.append(x) or x, range(1000), 2, cost=lambda x: 1,
@@ -93,7 +119,8 @@ def test_bad_thread_counts(bad):
                                     "weightless"])
 def test_files_do_not_depend_on_the_thread_count(tmp_path, recipe):
     rng = np.random.default_rng(0)
-    tensors = {f"layer{i}.weight": rng.standard_normal((64, 48 + i)).astype(np.float32)
+    # above MIN_LOSSY_SIZE, so the lossy recipes really prune / cluster / quantize
+    tensors = {f"layer{i}.weight": rng.standard_normal((96, 64 + i)).astype(np.float32)
                for i in range(6)}
     tensors["layer0.bias"] = rng.standard_normal(64).astype(np.float32)
     tensors["ids"] = np.arange(10, dtype=np.int64)
@@ -116,6 +143,21 @@ def test_encode_errors_name_the_tensor_and_leave_no_file(tmp_path):
         assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="threads"):
         wcodec.save_file(tensors, tmp_path / "x.wcodec", threads=0)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_write_errors_are_those_of_one_thread(tmp_path, threads):
+    ok = np.ones((8, 8), np.float32)
+    seen = []
+    items = [("t0", ok), ("t1", np.ones((1,) * 33, np.float32)), ("t2", ok), ("t3", "not an array")]
+    with pytest.raises(InputError, match="t1: 33 dimensions"):
+        write_tensors(items, tmp_path / "x.wcodec", progress=lambda n, b: seen.append(n),
+                      threads=threads)
+    assert seen == ["t0"]
+    dup = [("a", ok), ("b", ok), ("a", np.ones((1,) * 33, np.float32))]
+    with pytest.raises(InputError, match="duplicate tensor name 'a'"):
+        write_tensors(dup, tmp_path / "x.wcodec", threads=threads)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_add_encoded(tmp_path):

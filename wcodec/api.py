@@ -86,15 +86,28 @@ def _plan(recipe: Recipe, items) -> Iterable[tuple[str, np.ndarray, str, Pipelin
     yield from planned
 
 
+def _unique(plans: Iterable[tuple]) -> Iterable[tuple]:
+    """The plans, refusing a repeated name before it is encoded."""
+    seen = set()
+    for plan in plans:
+        if isinstance(plan[0], str):
+            if plan[0] in seen:
+                raise InputError(f"duplicate tensor name {plan[0]!r}")
+            seen.add(plan[0])
+        yield plan
+
+
 def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple], path: str | os.PathLike,
                   recipe: str | os.PathLike | Recipe | dict = "lossless",
                   metadata: Mapping[str, str] | None = None, *, progress=None,
                   threads: int | None = None) -> None:
     """Encode tensors into ``path``, ``threads`` at a time (default: the CPUs
-    available, at most 4), written in their order. ``tensors`` is a mapping or
-    an iterable of ``(name, value)`` / ``(name, array, dtype)``; values produced
-    lazily are drawn only while the tensors being encoded hold at most 256 MiB
-    (or ``threads`` tensors). ``progress(name, nbytes)`` is called after each
+    available, at most 4), written in their order; the file does not depend on
+    ``threads``. ``tensors`` is a mapping or an iterable of ``(name, value)`` /
+    ``(name, array, dtype)``. Values produced lazily are drawn while the tensors
+    being encoded hold at most 256 MiB together (a larger one is encoded alone);
+    a drawn value must not change afterwards, so a producer that refills one
+    buffer needs ``threads=1``. ``progress(name, nbytes)`` is called after each
     tensor is written."""
     recipe = get_recipe(recipe)
     threads = check_threads(threads)
@@ -108,8 +121,8 @@ def write_tensors(tensors: Mapping[str, Any] | Iterable[tuple], path: str | os.P
         return encode_tensor(name, array, pipeline, dtype), array.nbytes
 
     with Writer(path, meta) as writer:
-        for tensor, nbytes in ordered_map(encode, _plan(recipe, _items(tensors)), threads,
-                                          lambda plan: plan[1].nbytes):
+        for tensor, nbytes in ordered_map(encode, _unique(_plan(recipe, _items(tensors))),
+                                          threads, lambda plan: plan[1].nbytes):
             writer.add_encoded(tensor)
             if progress is not None:
                 progress(tensor.name, nbytes)

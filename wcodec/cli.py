@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = ", ".join(f"{n}" for n in RECIPES)
     p = sub.add_parser("pack", help="encode a .safetensors/.pt/.pth/.bin/.npz file into .wcodec",
                        description="Encode every tensor of a weight file into a .wcodec file, "
-                       "one tensor at a time. Inputs: .safetensors, .pt/.pth/.bin (PyTorch state "
+                       "a few tensors at a time (-j), written in their order. Inputs: .safetensors, .pt/.pth/.bin (PyTorch state "
                        "dicts, loaded with weights_only=True), .npz. The input's safetensors "
                        "__metadata__ is kept; wcodec.recipe and wcodec.source are recorded.")
     p.add_argument("input", metavar="INPUT")

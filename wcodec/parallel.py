@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
 from .errors import InputError
@@ -45,30 +45,44 @@ def check_ahead(ahead_bytes: int) -> int:
 def ordered_map(fn: Callable[[Any], Any], items: Iterable, threads: int,
                 cost: Callable[[Any], int] = lambda item: 0,
                 ahead_bytes: int = AHEAD_BYTES) -> Iterator[Any]:
-    """Yield ``fn(item)`` for every item, in order, running up to ``threads``
-    calls at once. Items started but not yet yielded cost (``cost(item)``) at
-    most ``ahead_bytes`` together, or are ``threads`` items where they cost
-    more. An error of ``fn`` is raised when its result's turn comes; then, or
-    when the caller stops early, calls not yet started are dropped and running
-    ones are waited for."""
+    """Yield ``fn(item)`` for every item, in order, running the calls on
+    ``threads`` worker threads. Items are drawn on the calling thread when they
+    can start: while calls are under way, another starts only if its cost
+    (``cost(item)``, e.g. bytes it holds) fits within ``ahead_bytes`` with
+    theirs, so items costing more run one at a time; the next item is drawn
+    early to learn its cost. Every error, from ``fn``, from drawing the items
+    or from ``cost``, is raised when its turn comes, as with one thread; then,
+    or when the caller stops, calls not yet started are dropped and running
+    ones are waited for (so Ctrl-C waits for them too)."""
     if threads == 1:
         for item in items:
             yield fn(item)
         return
     todo = iter(items)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="wcodec")
-    pending: deque = deque()  # (cost, future)
-    held, upcoming = 0, _END
+    pending: deque = deque()  # (cost, future), in input order
+    held, upcoming, drawn_all = 0, _END, False
+
+    def fail(exc: Exception) -> None:  # an input error takes its place in the order
+        nonlocal drawn_all
+        future: Future = Future()
+        future.set_exception(exc)
+        pending.append((0, future))
+        drawn_all = True
 
     def start_more() -> None:
-        nonlocal held, upcoming
-        while True:
-            if upcoming is _END:
-                upcoming = next(todo, _END)
+        nonlocal held, upcoming, drawn_all
+        while not drawn_all:
+            try:
                 if upcoming is _END:
-                    return
-            size = cost(upcoming)
-            if len(pending) >= threads and held + size > ahead_bytes:
+                    upcoming = next(todo, _END)
+                    if upcoming is _END:
+                        drawn_all = True
+                        return
+                size = cost(upcoming)
+            except Exception as exc:
+                return fail(exc)
+            if pending and held + size > ahead_bytes:
                 return
             pending.append((size, pool.submit(fn, upcoming)))
             held += size

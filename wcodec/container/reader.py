@@ -141,6 +141,14 @@ def _parse_tensor(obj: Any, i: int, data_end: int, max_tensor_bytes: int) -> Ten
     return TensorInfo(name, dt.name, shape, pipeline, streams, dict(stats))
 
 
+def _named(names: list[str], arrays: Iterator[np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+    """``(name, array)`` pairs; closing this generator stops the decoding."""
+    try:
+        yield from zip(names, arrays)
+    finally:
+        arrays.close()
+
+
 class Reader:
     """Lazy access to a .wcodec file (``wcodec.open`` returns one).
 
@@ -320,9 +328,9 @@ class Reader:
         most once), in that order, decoding up to ``threads`` tensors at a time
         (default ``default_threads()``). ``out`` maps names to buffers as
         ``get_tensor``'s ``out``; they must not overlap. Decoded tensors not yet
-        yielded (``out`` buffers aside) take at most ``ahead_bytes``, or
-        ``threads`` tensors where those are larger. Arguments and names are
-        checked before anything is decoded."""
+        yielded (``out`` buffers aside) take at most ``ahead_bytes`` together (a
+        larger one is decoded alone). Arguments and names are checked before
+        anything is decoded; close the generator to stop early."""
         names = list(self.keys() if names is None else names)
         threads, ahead_bytes = check_threads(threads), check_ahead(ahead_bytes)
         sizes = {name: self.info(name).nbytes for name in names}  # unknown names fail here
@@ -331,7 +339,7 @@ class Reader:
         out = {} if out is None else out
         arrays = ordered_map(lambda name: self.get_tensor(name, out=out.get(name)), names, threads,
                              lambda name: 0 if name in out else sizes[name], ahead_bytes)
-        return zip(names, arrays)
+        return _named(names, arrays)
 
     def verify(self, progress=None, *, threads: int | None = None) -> list[str]:
         """Check every checksum, decode every tensor (``threads`` at a time,
