@@ -843,3 +843,43 @@ def test_empty_stream_inside_another_is_not_an_overlap(tmp_path):
     blob[-32:] = fmt.TRAILER.pack(off, length, zlib.crc32(toc), enc, magic)
     path.write_bytes(bytes(blob))
     assert wcodec.load_file(path)["e"].shape == (0,)
+
+
+def test_wrong_arguments_raise_wcodec_errors(tmp_path, weights):
+    """Found by fuzzing the public API: each of these raised a plain TypeError
+    or ValueError before."""
+    from wcodec import WcodecError
+    path = tmp_path / "a.wcodec"
+    wcodec.save_file(weights, path)
+    for bad in (None, 12345, 1.5):
+        with pytest.raises(InputError, match="file path"):
+            wcodec.open(bad)
+    for bad in ("x", -1, True, None):
+        with pytest.raises(InputError, match="max_tensor_bytes"):
+            wcodec.open(path, max_tensor_bytes=bad)
+    with wcodec.open(path) as r:
+        assert ["a"] not in r and 3 not in r
+        for call in (r.info, r.get_tensor):
+            with pytest.raises(InputError, match="strings"):
+                call(["a"])
+        for bad in (5, "layer.0.weight", b"ab"):
+            with pytest.raises(InputError, match="names"):
+                r.tensors(bad)
+        with pytest.raises(InputError, match="progress"):
+            r.verify(progress=3)
+    pipe = Pipeline([{"id": "raw"}])
+    spec = ArraySpec((3,), "uint8")
+    for data in (None, "abc", 5):
+        with pytest.raises(InputError, match="bytes-like"):
+            pipe.decode(data, {}, spec)
+    assert pipe.decode(b"\x01\x02\x03", None, spec).tolist() == [1, 2, 3]
+    with pytest.raises(InputError, match="streams"):
+        pipe.decode(b"\x01\x02\x03", [1], spec)
+    for out in (np.zeros(2), np.zeros(3, np.uint8)[::-1], np.zeros(3, np.int8), [0, 0, 0]):
+        with pytest.raises(InputError, match="out must be"):
+            pipe.decode(b"\x01\x02\x03", {}, spec, out=out)
+    for shape, dtype in (((3.0,), "uint8"), ((-1,), "uint8"), ((True,), "uint8"), ("3", "uint8"),
+                         ((3,), "float8"), ((3,), None)):
+        with pytest.raises(WcodecError):
+            ArraySpec(shape, dtype)
+    assert ArraySpec((np.int64(3),), "uint8").shape == (3,)

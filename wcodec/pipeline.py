@@ -3,13 +3,13 @@ then bytes->bytes stages (the Zarr v3 codec chain)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from .codecs.base import (ARRAY_TO_ARRAY, ARRAY_TO_BYTES, BYTES_TO_BYTES, ArraySpec,
                           Codec, SideStreams, as_bytes, get_codec)
-from .errors import ConfigError, FormatError, WcodecError
+from .errors import ConfigError, FormatError, InputError, WcodecError
 
 MAX_STAGES = 16
 DATA_STREAM = "data"
@@ -117,6 +117,14 @@ class Pipeline:
         """Invert ``encode``; the result has exactly ``spec``'s shape and dtype.
         With ``out`` (a C-contiguous array of ``spec``) the result is written
         there and ``out`` is returned."""
+        if not isinstance(spec, ArraySpec):
+            raise InputError(f"spec must be an ArraySpec, got {type(spec).__name__}")
+        if out is not None:
+            spec.check_out(out, "decode")
+        streams = {} if streams is None else streams
+        if not isinstance(streams, Mapping):
+            raise InputError(f"streams must map side-stream names to bytes, got "
+                             f"{type(streams).__name__}")
         specs = self.specs(spec)
         stages = self.transforms + [self.coder]
         known = {f"{i}.{name}" for i in range(len(stages)) for name in stages[i].side_streams}

@@ -13,13 +13,14 @@ main data stream and hands back on decode.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import ConfigError, FormatError, UnknownCodec
+from ..errors import ConfigError, FormatError, InputError, UnknownCodec
 
 ARRAY_TO_ARRAY = "array->array"
 ARRAY_TO_BYTES = "array->bytes"
@@ -33,6 +34,16 @@ class ArraySpec:
     shape: tuple[int, ...]
     dtype: str
 
+    def __post_init__(self) -> None:
+        try:
+            shape = tuple(operator.index(d) for d in self.shape)
+        except TypeError:
+            raise ConfigError(f"a shape is a tuple of integers, got {self.shape!r}") from None
+        if any(d < 0 for d in shape) or any(isinstance(d, bool) for d in self.shape):
+            raise ConfigError(f"a shape is a tuple of integers >= 0, got {self.shape!r}")
+        dtypes.get(self.dtype)  # ConfigError for an unknown dtype
+        object.__setattr__(self, "shape", tuple(int(d) for d in shape))
+
     @property
     def size(self) -> int:
         n = 1
@@ -43,6 +54,14 @@ class ArraySpec:
     @property
     def nbytes(self) -> int:
         return self.size * dtypes.get(self.dtype).itemsize
+
+    def check_out(self, out: Any, who: str) -> None:
+        """InputError unless ``out`` can receive an array of this spec in place."""
+        want = dtypes.get(self.dtype).numpy
+        if (not isinstance(out, np.ndarray) or out.shape != self.shape or out.dtype != want
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise InputError(f"{who}: out must be a writeable C-contiguous {want} array of "
+                             f"shape {self.shape}")
 
     def empty_like_check(self, array: np.ndarray, who: str) -> np.ndarray:
         """Check that a decoded array matches this spec; FormatError if not."""
@@ -192,7 +211,10 @@ def as_bytes(value: Any) -> memoryview:
     """A flat byte view of bytes/bytearray/memoryview/uint8 arrays."""
     if isinstance(value, np.ndarray):
         return memoryview(np.ascontiguousarray(value).view(np.uint8).reshape(-1))
-    mv = memoryview(value)
+    try:
+        mv = memoryview(value)
+    except TypeError:
+        raise InputError(f"expected bytes-like data, got {type(value).__name__}") from None
     return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from collections import abc
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -159,7 +160,16 @@ class Reader:
 
     def __init__(self, path: str | os.PathLike, *,
                  max_tensor_bytes: int = fmt.DEFAULT_MAX_TENSOR_BYTES):
-        self.path = os.fspath(path)
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise InputError(f"expected a file path, got {type(path).__name__}") from None
+        if isinstance(self.path, bytes):
+            self.path = os.fsdecode(self.path)
+        if isinstance(max_tensor_bytes, bool) or not isinstance(max_tensor_bytes, int) \
+                or max_tensor_bytes < 0:
+            raise InputError(f"max_tensor_bytes must be a non-negative integer, "
+                             f"got {max_tensor_bytes!r}")
         self.max_tensor_bytes = max_tensor_bytes
         try:
             self._file = open(self.path, "rb")
@@ -240,7 +250,7 @@ class Reader:
         return list(self._infos)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._infos
+        return isinstance(name, str) and name in self._infos
 
     def __len__(self) -> int:
         return len(self._infos)
@@ -249,6 +259,8 @@ class Reader:
         return dict(self._metadata)
 
     def info(self, name: str) -> TensorInfo:
+        if not isinstance(name, str):
+            raise InputError(f"tensor names are strings, got {type(name).__name__}")
         try:
             return self._infos[name]
         except KeyError:
@@ -299,16 +311,12 @@ class Reader:
         into ``out`` (a writeable C-contiguous array of the tensor's shape and
         carrier dtype), which saves a copy when filling existing buffers."""
         info = self.info(name)
+        spec = ArraySpec(info.shape, info.dtype)
         if out is not None:
-            want = dtypes.get(info.dtype).numpy
-            if (not isinstance(out, np.ndarray) or out.shape != info.shape or out.dtype != want
-                    or not out.flags.c_contiguous or not out.flags.writeable):
-                raise InputError(f"tensor {name!r}: out must be a writeable C-contiguous "
-                                 f"{want} array of shape {info.shape}")
+            spec.check_out(out, f"tensor {name!r}")
         pipeline = self.pipeline(name)
         streams = {s.name: self.read_stream(name, s.name) for s in info.streams}
         data = streams.pop(DATA_STREAM)
-        spec = ArraySpec(info.shape, info.dtype)
         try:
             array = pipeline.decode(data, streams, spec, out=out)
         except MemoryError:
@@ -331,6 +339,9 @@ class Reader:
         yielded (``out`` buffers aside) take at most ``ahead_bytes`` together (a
         larger one is decoded alone). Arguments and names are checked before
         anything is decoded; close the generator to stop early."""
+        if names is not None and (isinstance(names, (str, bytes))
+                                  or not isinstance(names, abc.Iterable)):
+            raise InputError(f"names must be a list of tensor names, got {names!r:.60}")
         names = list(self.keys() if names is None else names)
         threads, ahead_bytes = check_threads(threads), check_ahead(ahead_bytes)
         sizes = {name: self.info(name).nbytes for name in names}  # unknown names fail here
@@ -347,6 +358,8 @@ class Reader:
         are zero padding. Returns a list of problems found, in file order;
         ``progress(name, nbytes)`` is called after each tensor, in file order."""
         threads = check_threads(threads)
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be callable, got {progress!r:.60}")
 
         def problem(name: str) -> str | None:
             try:
