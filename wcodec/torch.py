@@ -328,11 +328,11 @@ def _direct_targets(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _matching_targets(targets: Mapping[str, torch.Tensor], keys: list[str],
-                      shape: tuple[int, ...]) -> list[torch.Tensor]:
-    """The module tensors of ``keys`` that have ``shape``, in order (a stored
-    tensor is decoded into the first and copied into the others)."""
-    found = (targets.get(key) for key in keys)
-    return [t for t in found if t is not None and tuple(t.shape) == shape]
+                      shape: tuple[int, ...]) -> list[tuple[str, torch.Tensor]]:
+    """``(key, module tensor)`` for the ``keys`` whose tensor has ``shape``, in
+    order (a stored tensor is decoded into the first and copied into the others)."""
+    found = ((key, targets.get(key)) for key in keys)
+    return [(key, t) for key, t in found if t is not None and tuple(t.shape) == shape]
 
 
 def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
@@ -367,16 +367,16 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
         # worker threads, unless another stored name also writes to that storage
         # (ties stored under both names): those are copied in file order on this
         # thread, so the later name wins as in load_state_dict.
-        storages = {name: {_storage_key(t) for t in _matching_targets(
-            targets, names_of[name], reader.info(name).shape)} for name in reader.keys()}
+        matching = {name: _matching_targets(targets, names_of[name], reader.info(name).shape)
+                    for name in reader.keys()}
+        storages = {name: {_storage_key(t) for _, t in pairs} for name, pairs in matching.items()}
         writers = Counter(key for keys in storages.values() for key in keys)
         direct: dict[str, np.ndarray] = {}  # name -> the first matching target's memory
-        for name in reader.keys():
-            info = reader.info(name)
-            matching = _matching_targets(targets, names_of[name], info.shape)
-            if not matching or any(writers[key] > 1 or key is None for key in storages[name]):
+        for name, pairs in matching.items():
+            if not pairs or any(writers[key] > 1 or key is None for key in storages[name]):
                 continue
-            buffer = _numpy_buffer(matching[0])
+            info = reader.info(name)
+            buffer = _numpy_buffer(pairs[0][1])
             if buffer is not None and buffer.shape == info.shape and buffer.dtype == \
                     dtypes.get(info.dtype).numpy and buffer.flags.c_contiguous:
                 direct[name] = buffer
@@ -384,10 +384,7 @@ def load_model(model: nn.Module, path: str | os.PathLike, strict: bool = True,
             info = reader.info(name)
             value = None
             copied = set()
-            for key in names_of[name]:
-                target = targets.get(key)
-                if target is None or tuple(target.shape) != info.shape:
-                    continue
+            for key, target in matching[name]:
                 if value is None:
                     if name in direct:  # decoded straight into this target
                         value = target.detach()
