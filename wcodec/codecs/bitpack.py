@@ -58,8 +58,9 @@ class BitPack(intcoding.IntegerCoder):
         """The exact size, from the width alone."""
         symbols = intcoding.to_symbols(value, spec)
         if self.bits is not None:
-            return -(-symbols.size * self.bits // 8)
-        return 1 + -(-symbols.size * bitpack.min_bits(int(symbols.max()) if symbols.size else 0) // 8)
+            return bitpack.packed_size(symbols.size, self.bits)
+        width = bitpack.min_bits(int(symbols.max()) if symbols.size else 0)
+        return 1 + bitpack.packed_size(symbols.size, width)  # 1-byte width header
 
     def decode(self, value, spec, side):
         buf = as_bytes(value)

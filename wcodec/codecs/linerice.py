@@ -62,13 +62,13 @@ class LineRice(intcoding.IntegerCoder):
         """Header, the shorter mask, two symbol streams, one unary 1-bit per
         non-zero and the non-zero values at no less than their order-0 entropy:
         on dense tensors this exceeds ``huffman``, and encoding is skipped."""
-        masks = [-(-line_length(spec.shape, axis) // 8) for axis in (ROWS, COLUMNS)
+        masks = [bitpack.packed_size(line_length(spec.shape, axis), 1) for axis in (ROWS, COLUMNS)
                  if line_length(spec.shape, axis) <= linerice.MAX_LINE]
         if not masks:
             return 0  # encode raises the error
         symbols = intcoding.to_symbols(value, spec)
         values = symbols[symbols != 0] - 1
-        return (_HEAD.size + min(masks) + intcoding.MIN_STREAM + -(-values.size // 8)
+        return (_HEAD.size + min(masks) + intcoding.MIN_STREAM + bitpack.packed_size(values.size, 1)
                 + intcoding.stream_floor(values))
 
 
