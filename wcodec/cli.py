@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import os
 import sys
@@ -275,12 +274,8 @@ def cmd_verify(args) -> int:
     bar = Progress("verify", args.quiet)
     try:
         with Reader(args.file) as reader:
-            params = inspect.signature(reader.verify).parameters
-            if "progress" in params:
-                bar.start(sum(info.nbytes for info in reader.infos()))
-                problems = reader.verify(progress=bar, threads=args.threads)
-            else:
-                problems = reader.verify(threads=args.threads)
+            bar.start(sum(info.nbytes for info in reader.infos()))
+            problems = reader.verify(progress=bar, threads=args.threads)
             count = len(reader)
     finally:
         bar.close()
@@ -354,8 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = ", ".join(f"{n}" for n in RECIPES)
     p = sub.add_parser("pack", help="encode a .safetensors/.pt/.pth/.bin/.npz file into .wcodec",
                        description="Encode every tensor of a weight file into a .wcodec file, "
-                       "a few tensors at a time (-j), written in their order. Inputs: .safetensors, .pt/.pth/.bin (PyTorch state "
-                       "dicts, loaded with weights_only=True), .npz. The input's safetensors "
+                       "a few tensors at a time (-j), written in their order. Inputs: "
+                       ".safetensors, .pt/.pth/.bin (PyTorch state dicts, loaded with "
+                       "weights_only=True), .npz. The input's safetensors "
                        "__metadata__ is kept; wcodec.recipe and wcodec.source are recorded.")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="OUTPUT",

@@ -147,7 +147,6 @@ class Pipeline:
         return value
 
 
-
 def _size_floor(coder, value, spec) -> int:
     """``coder.size_floor``, or 0 where the floor cannot be worked out (the
     coder's own encode then reports the problem or is skipped as before)."""

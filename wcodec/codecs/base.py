@@ -42,7 +42,7 @@ class ArraySpec:
         if any(d < 0 for d in shape) or any(isinstance(d, bool) for d in self.shape):
             raise ConfigError(f"a shape is a tuple of integers >= 0, got {self.shape!r}")
         dtypes.get(self.dtype)  # ConfigError for an unknown dtype
-        object.__setattr__(self, "shape", tuple(int(d) for d in shape))
+        object.__setattr__(self, "shape", shape)  # plain ints (operator.index gives int)
 
     @property
     def size(self) -> int:

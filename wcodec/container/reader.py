@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import mmap
-from collections import abc
 import os
 import zlib
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 

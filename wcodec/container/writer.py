@@ -102,7 +102,7 @@ def encode_tensor(name: str, array: np.ndarray, pipeline: Pipeline,
     dtype = dtype or dtypes.name_of(array)
     if array.ndim > fmt.MAX_NDIM:
         raise InputError(f"{name}: {array.ndim} dimensions, at most {fmt.MAX_NDIM} supported")
-    spec = ArraySpec(tuple(int(d) for d in array.shape), dtype)
+    spec = ArraySpec(array.shape, dtype)
     try:
         encoded = pipeline.encode(dtypes.to_storage(array, dtype), spec)
     except WcodecError as exc:
