@@ -118,14 +118,14 @@ def main(argv=None) -> int:
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.out, exist_ok=True)
+    machine = machine_info()
     with open(os.path.join(args.out, "lossless.json"), "w") as f:
-        json.dump({"machine": machine_info(), "encode_threads": default_threads(), "rows": rows},
-                  f, indent=1)
+        json.dump({"machine": machine, "rows": rows}, f, indent=1)
     with open(os.path.join(args.out, "lossless.md"), "w") as f:
         f.write("all-MiniLM-L6-v2, torch threads = 1, warm page cache, median of "
                 f"{args.repeat} runs. Encode: wcodec.save_file with its default "
-                f"{default_threads()} tensors at a time; decode and load: one tensor at a "
-                f"time.\n\n{table}\n")
+                f"{machine['wcodec_threads']} tensors at a time; decode and load: one tensor "
+                f"at a time.\n\n{table}\n")
     return 0
 
 

@@ -4,8 +4,8 @@ In one run: for each lossy recipe, the size (bits per weight, ratio vs fp32),
 the encode time, the coded size of the entropy-coded streams vs their order-0
 entropy bound, and the warm time to load every weight into the torch model vs
 safetensors loading the fp32 file into the same model (one tensor decoded at a
-time, as safetensors does; and with the loader's default parallel decoding); then the decode
-throughput (symbols/s, one thread) of huffman, zerorun, sparse and linerice
+time, as safetensors does; and with the loader's default parallel decoding); then
+the decode throughput (symbols/s, one thread) of huffman, zerorun, sparse and linerice
 on symbol streams taken from the model (4-bit quantized levels; 90%-pruned
 5-bit clusters).
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
                          "ratio": fp32_bytes / size, "encode_s": encode_s,
                          "coded_vs_entropy": coded / bound if bound else None,
                          "load_model_s": t_load, "load_vs_safetensors": t_load / t_st,
-                         "load_model_parallel_s": t_par, "decode_threads": threads})
+                         "load_model_parallel_s": t_par})
             print(f"  {recipe}: {8 * size / numel:.2f} bits/weight", flush=True)
     speed = coder_throughput(weights, args.repeat)
 
@@ -126,8 +126,7 @@ def main(argv=None) -> int:
     print(table)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "lossy.json"), "w") as f:
-        json.dump({"machine": machine_info(), "safetensors_load_s": t_st, "threads": threads,
-                   "rows": rows,
+        json.dump({"machine": machine_info(), "safetensors_load_s": t_st, "rows": rows,
                    "coders": speed}, f, indent=1)
     with open(os.path.join(args.out, "lossy.md"), "w") as f:
         f.write("all-MiniLM-L6-v2, lossy recipes (post-training, no data).\n\n" + table + "\n")
